@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+// Command line of SPEC.md. `serve` and `demo` land with the streaming proxy (issue 2);
+// check-config and inspect work on the compiled config today.
+
+import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { loadConfigFile } from './config/load.js';
+import { checkContent, SNIFF_BYTES } from './upload/content-check.js';
+import { finalExtension, rewriteFilename } from './upload/filenames.js';
+
+const USAGE = `upload-guard [serve] [--config PATH]
+upload-guard check-config --config PATH
+upload-guard inspect --config PATH --route NAME FILE...
+upload-guard --version | --help`;
+
+function option(args: string[], name: string): string | undefined {
+  const at = args.indexOf(name);
+  return at === -1 ? undefined : args[at + 1];
+}
+
+function configPath(args: string[]): string {
+  return option(args, '--config') ?? process.env.UPLOAD_GUARD_CONFIG ?? 'config/default.yaml';
+}
+
+function checkConfig(args: string[]): number {
+  const result = loadConfigFile(configPath(args));
+  if ('errors' in result) {
+    for (const line of result.errors) console.error(line);
+    return 1;
+  }
+  console.log(`${result.config.source}: ok`);
+  return 0;
+}
+
+/** Offline verdict per file: the same name and content checks an upload on that route gets. */
+async function inspect(args: string[]): Promise<number> {
+  const result = loadConfigFile(configPath(args));
+  if ('errors' in result) {
+    for (const line of result.errors) console.error(line);
+    return 1;
+  }
+  const routeName = option(args, '--route');
+  const route = result.config.routes.find((r) => r.name === routeName);
+  if (!route) {
+    console.error(`no route named ${JSON.stringify(routeName)}`);
+    return 1;
+  }
+  const files = args.filter((a, i) => !a.startsWith('--') && !['--config', '--route'].includes(args[i - 1] ?? '') && a !== 'inspect');
+  const policy = route.policy;
+  let rejected = 0;
+  for (const file of files) {
+    const name = basename(file);
+    const rewritten = rewriteFilename(policy.filenames, name);
+    const ext = finalExtension(name);
+    let verdict: { ok: boolean; code?: string; reason?: string } = { ok: true };
+    if (rewritten === null || ext === null || !policy.allow.has(ext) || finalExtension(rewritten) !== ext) {
+      verdict = { ok: false, code: 'EXTENSION_NOT_ALLOWED', reason: 'Invalid file type' };
+    } else if (policy.verifyContent) {
+      const bytes = readFileSync(file);
+      const check = await checkContent(ext, bytes.subarray(0, SNIFF_BYTES), bytes.length <= SNIFF_BYTES);
+      if (!check.ok) verdict = { ok: false, code: check.code, reason: check.reason };
+    }
+    if (!verdict.ok) rejected++;
+    console.log(JSON.stringify({ file, verdict: verdict.ok ? 'accepted' : 'rejected', forwardedAs: verdict.ok ? rewritten : undefined, ...verdict }));
+  }
+  return rejected > 0 ? 1 : 0;
+}
+
+async function main(args: string[]): Promise<number> {
+  const command = args[0] ?? 'serve';
+  if (command === '--version') {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    console.log(pkg.version);
+    return 0;
+  }
+  if (command === '--help' || command === '-h') {
+    console.log(USAGE);
+    return 0;
+  }
+  if (command === 'check-config') return checkConfig(args);
+  if (command === 'inspect') return inspect(args);
+  console.error(`upload-guard: '${command}' is not available in this build yet (the streaming proxy is issue 2, in progress)\n${USAGE}`);
+  return 2;
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+// Runs the built CLI (npm test builds dist/ first) the way a user does.
+function cli(...args: string[]) {
+  return spawnSync(process.execPath, ['dist/cli.js', ...args], { encoding: 'utf8' });
+}
+
+test('check-config accepts the default config and reports every error as file:line', () => {
+  assert.equal(cli('check-config', '--config', 'config/default.yaml').status, 0);
+  const dir = mkdtempSync(join(tmpdir(), 'ug-cli-'));
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'listen: 0.0.0.0:8080\nlsten: 1\npolicies:\n  p: { maxFileSize: lots }\n');
+  const run = cli('check-config', '--config', bad);
+  assert.equal(run.status, 1);
+  assert.match(run.stderr, new RegExp(`${bad.replace(/[.]/g, '\\.')}:2: .*lsten`));
+  assert.match(run.stderr, /:4: .*maxFileSize/);
+});
+
+test('inspect gives a verdict per file and exits 1 when one is rejected', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ug-cli-'));
+  const gif = join(dir, 'ok.gif');
+  writeFileSync(gif, Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;', 'latin1'));
+  const disguised = join(dir, 'shell.gif');
+  writeFileSync(disguised, 'GIF89a<?php system($_GET[1]); ?>');
+  const good = cli('inspect', '--config', 'config/default.yaml', '--route', 'upload', gif);
+  assert.equal(good.status, 0, good.stdout + good.stderr);
+  const run = cli('inspect', '--config', 'config/default.yaml', '--route', 'upload', gif, disguised, join(dir, 'x.php'));
+  assert.equal(run.status, 1);
+  const verdicts = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as { verdict: string; code?: string });
+  assert.deepEqual(verdicts.map((v) => v.code ?? v.verdict), ['accepted', 'CONTENT_MISMATCH', 'EXTENSION_NOT_ALLOWED']);
+});
