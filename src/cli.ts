@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// Command line of SPEC.md. `serve` and `demo` land with the streaming proxy (issue 2);
-// check-config and inspect work on the compiled config today.
+// Command line of SPEC.md: serve, check-config, inspect (demo is still to come, issue 2).
 
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { loadConfigFile } from './config/load.js';
+import { logEvent } from './observe/log.js';
+import { GuardServer } from './server/guard-server.js';
 import { checkContent, SNIFF_BYTES } from './upload/content-check.js';
 import { finalExtension, rewriteFilename } from './upload/filenames.js';
 
@@ -66,6 +67,23 @@ async function inspect(args: string[]): Promise<number> {
   return rejected > 0 ? 1 : 0;
 }
 
+async function serve(args: string[]): Promise<number> {
+  const result = loadConfigFile(configPath(args));
+  if ('errors' in result) {
+    for (const line of result.errors) console.error(line);
+    return 1;
+  }
+  const guard = new GuardServer(result.config);
+  const address = await guard.listen();
+  logEvent('listening', { listen: `${address.host}:${address.port}`, upstream: result.config.upstream.url.origin });
+  const stop = (): void => {
+    void guard.close().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  return 0;
+}
+
 async function main(args: string[]): Promise<number> {
   const command = args[0] ?? 'serve';
   if (command === '--version') {
@@ -79,7 +97,8 @@ async function main(args: string[]): Promise<number> {
   }
   if (command === 'check-config') return checkConfig(args);
   if (command === 'inspect') return inspect(args);
-  console.error(`upload-guard: '${command}' is not available in this build yet (the streaming proxy is issue 2, in progress)\n${USAGE}`);
+  if (command === 'serve' || command === '--config') return serve(args);
+  console.error(`upload-guard: '${command}' is not available in this build\n${USAGE}`);
   return 2;
 }
 

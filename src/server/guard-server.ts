@@ -1,0 +1,140 @@
+// The public listener: normalise the target, pick the route, then either pass the request
+// through untouched or run the guarded upload path (head admission → body filter → forward).
+
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { pipeline } from 'node:stream/promises';
+import type { CompiledConfig, CompiledRoute } from '../config/types.js';
+import { GuardError } from '../errors.js';
+import { type BodySink, SpoolSink, StreamSink } from '../forward/body-sink.js';
+import { clientResponseHeaders, upstreamRequestHeaders } from '../forward/hop-by-hop.js';
+import { Passthrough } from '../forward/passthrough.js';
+import { Upstream, upstreamFailure } from '../forward/upstream.js';
+import { logRequest, type RequestLogLine } from '../observe/log.js';
+import { CanonicalEncoder } from '../upload/canonical-encoder.js';
+import { admitHead } from '../upload/header-admission.js';
+import { filterMultipart } from '../upload/multipart-filter.js';
+import { clientAddress } from './client-address.js';
+import { normalizeTarget } from './normalize-target.js';
+import { sendRejection } from './reject.js';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export class GuardServer {
+  readonly server: Server;
+  private readonly config: CompiledConfig;
+  private readonly upstream: Upstream;
+  private readonly passthrough: Passthrough;
+
+  constructor(config: CompiledConfig) {
+    this.config = config;
+    this.upstream = new Upstream(config.upstream.url, config.upstream.timeoutMs);
+    this.passthrough = new Passthrough(config.upstream.url, config.upstream.timeoutMs, (err, req, res) => {
+      sendRejection(req, res, err, requestIdOf(req));
+    });
+    this.server = createServer({ headersTimeout: config.timeouts.headersMs, requestTimeout: 0 });
+    this.server.on('request', (req, res) => void this.handle(req, res, false));
+    this.server.on('checkContinue', (req, res) => void this.handle(req, res, true));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.upgrade(req, socket, head));
+  }
+
+  listen(): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.config.listen.port, this.config.listen.host, () => {
+        const address = this.server.address();
+        resolve({ host: this.config.listen.host, port: typeof address === 'object' && address ? address.port : 0 });
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.passthrough.close();
+    await this.upstream.close();
+  }
+
+  private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    try {
+      req.url = normalizeTarget(req.url ?? '', req.method).forwardTarget;
+    } catch {
+      socket.destroy();
+      return;
+    }
+    this.passthrough.upgrade(req, socket, head);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
+    const started = performance.now();
+    const id = requestIdOf(req);
+    const ip = clientAddress(req, this.config.isTrustedProxy);
+    const log: RequestLogLine = { id, route: null, ip, method: req.method ?? '', path: req.url ?? '', outcome: 'passthrough', status: 0, bytes: 0, ms: 0 };
+    res.once('close', () => {
+      log.status = res.statusCode;
+      log.ms = Math.round(performance.now() - started);
+      logRequest(log);
+    });
+    let route: CompiledRoute | undefined;
+    try {
+      const target = normalizeTarget(req.url ?? '', req.method);
+      log.path = target.path;
+      route = this.config.routes.find((r) => r.matchesPath(target.matchPath) && r.methods.has(req.method ?? ''));
+      req.url = target.forwardTarget;
+      if (route === undefined) {
+        if (expectsContinue) res.writeContinue();
+        this.passthrough.web(req, res);
+        return;
+      }
+      log.route = route.name;
+      await this.upload(req, res, route, id, expectsContinue, log);
+    } catch (err) {
+      const rejection = err instanceof GuardError ? err : upstreamFailure(err);
+      log.outcome = rejection.code.startsWith('UPSTREAM') ? 'error' : 'rejected';
+      log.code = rejection.code;
+      sendRejection(req, res, rejection, id);
+    }
+  }
+
+  private async upload(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, id: string, expectsContinue: boolean, log: RequestLogLine): Promise<void> {
+    const policy = route.policy;
+    admitHead(req, policy, this.config);
+    if (expectsContinue) res.writeContinue();
+    const encoder = new CanonicalEncoder();
+    const headers = upstreamRequestHeaders(req.rawHeaders, new Set());
+    headers['content-type'] = encoder.contentType;
+    headers['x-forwarded-for'] = forwardedFor(req, this.config.isTrustedProxy);
+    headers['x-forwarded-proto'] = 'http';
+    headers['x-request-id'] = id;
+    if (req.headers.host !== undefined) headers.host = req.headers.host;
+    const head = { method: req.method ?? 'POST', path: req.url ?? '/', headers };
+    const sink: BodySink = policy.mode === 'stream' ? new StreamSink(this.upstream, head) : new SpoolSink(this.upstream, head, policy.spoolDir, policy.spoolMemoryThreshold);
+    const onClientGone = (): void => {
+      if (!req.complete) sink.abort();
+    };
+    req.once('close', onClientGone);
+    const result = await filterMultipart(req, policy, encoder, sink, this.config.timeouts.bodyIdleMs);
+    log.bytes = result.receivedBytes;
+    log.files = result.files;
+    const response = await sink.complete();
+    log.outcome = 'forwarded';
+    res.writeHead(response.statusCode, clientResponseHeaders(response.headers));
+    await pipeline(response.body, res).catch(() => res.destroy());
+  }
+}
+
+function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  if (typeof given === 'string' && REQUEST_ID.test(given)) return given;
+  const id = randomUUID();
+  req.headers['x-request-id'] = id;
+  return id;
+}
+
+/** The chain the upstream sees: a trusted proxy's X-Forwarded-For plus the peer; otherwise the peer alone. */
+function forwardedFor(req: IncomingMessage, isTrusted: (ip: string) => boolean): string {
+  const prior = req.headers['x-forwarded-for'];
+  const peer = req.socket.remoteAddress ?? '';
+  if (!prior || !isTrusted(peer)) return peer;
+  return `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}`;
+}

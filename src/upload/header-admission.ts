@@ -1,0 +1,43 @@
+// Decisions made on the request head alone, before a byte of body is read (ARCHITECTURE idea 2).
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { CompiledConfig, CompiledPolicy } from '../config/types.js';
+import { GuardError } from '../errors.js';
+
+/** Throws the rejection, or returns the name of the API key used (null when none is needed). */
+export function admitHead(req: IncomingMessage, policy: CompiledPolicy, config: CompiledConfig): string | null {
+  const keyName = policy.requireApiKey ? authenticate(req, config) : null;
+  const contentTypes = headerCount(req.rawHeaders, 'content-type');
+  if (contentTypes > 1 || headerCount(req.rawHeaders, 'content-length') > 1) {
+    // Node keeps the first, Werkzeug's dev server the last: refuse rather than pick one.
+    throw new GuardError('MALFORMED_REQUEST', 'Duplicate Content-Type or Content-Length header');
+  }
+  const contentType = req.headers['content-type'] ?? '';
+  if (!/^multipart\/form-data\s*(;|$)/i.test(contentType)) throw new GuardError('UNSUPPORTED_MEDIA_TYPE');
+  if ((contentType.match(/boundary\s*=/gi) ?? []).length !== 1) {
+    throw new GuardError('MALFORMED_MULTIPART', 'Content-Type needs exactly one boundary parameter');
+  }
+  const length = req.headers['content-length'];
+  if (length !== undefined && Number(length) > policy.maxRequestSize) throw new GuardError('REQUEST_TOO_LARGE');
+  return keyName;
+}
+
+function authenticate(req: IncomingMessage, config: CompiledConfig): string {
+  const header = req.headers[config.apiKeyHeader];
+  const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+  const candidate = typeof header === 'string' ? header : bearer;
+  if (candidate === undefined) throw new GuardError('UNAUTHORIZED');
+  const digest = createHash('sha256').update(candidate).digest();
+  let match: string | null = null;
+  // Compare against every key so timing does not reveal which key (if any) matched.
+  for (const key of config.apiKeys) if (timingSafeEqual(digest, key.sha256) && match === null) match = key.name;
+  if (match === null) throw new GuardError('UNAUTHORIZED');
+  return match;
+}
+
+function headerCount(rawHeaders: readonly string[], name: string): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i]!.toLowerCase() === name) count++;
+  return count;
+}
