@@ -1,9 +1,10 @@
 #!/usr/bin/env node
-// Command line of SPEC.md: serve, check-config, inspect (demo is still to come, issue 2).
+// Command line of SPEC.md: serve, check-config, inspect, demo.
 
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import { loadConfigFile } from './config/load.js';
+import { loadConfigFile, loadConfigText } from './config/load.js';
+import { startDemoUploader } from './demo/demo-uploader.js';
 import { logEvent } from './observe/log.js';
 import { GuardServer } from './server/guard-server.js';
 import { checkContent, SNIFF_BYTES } from './upload/content-check.js';
@@ -12,6 +13,7 @@ import { finalExtension, rewriteFilename } from './upload/filenames.js';
 const USAGE = `upload-guard [serve] [--config PATH]
 upload-guard check-config --config PATH
 upload-guard inspect --config PATH --route NAME FILE...
+upload-guard demo [--port 8080]
 upload-guard --version | --help`;
 
 function option(args: string[], name: string): string | undefined {
@@ -84,6 +86,30 @@ async function serve(args: string[]): Promise<number> {
   return 0;
 }
 
+/** The guard in front of a bundled uploader that stores to a temp dir: curl at it at once. */
+async function demo(args: string[]): Promise<number> {
+  const uploader = await startDemoUploader();
+  const port = option(args, '--port') ?? '8080';
+  const result = loadConfigText(
+    `listen: 127.0.0.1:${port}\nadmin: false\nupstream: { url: "http://127.0.0.1:${uploader.port}" }\n` +
+      'routes: [{ name: upload, path: /upload, methods: [POST], policy: images }]\n' +
+      'policies: { images: { allow: [png, jpg, jpeg, gif, mp4, mov, pdf], maxFileSize: 50MiB, maxRequestSize: 50MiB } }\n',
+    '<demo>',
+  );
+  if ('errors' in result) {
+    for (const line of result.errors) console.error(line);
+    return 1;
+  }
+  const guard = new GuardServer(result.config);
+  const address = await guard.listen();
+  logEvent('demo', {
+    listen: `${address.host}:${address.port}`,
+    uploads: uploader.dir,
+    try: `curl -F file=@picture.png http://127.0.0.1:${address.port}/upload`,
+  });
+  return 0;
+}
+
 async function main(args: string[]): Promise<number> {
   const command = args[0] ?? 'serve';
   if (command === '--version') {
@@ -98,6 +124,7 @@ async function main(args: string[]): Promise<number> {
   if (command === 'check-config') return checkConfig(args);
   if (command === 'inspect') return inspect(args);
   if (command === 'serve' || command === '--config') return serve(args);
+  if (command === 'demo') return demo(args);
   console.error(`upload-guard: '${command}' is not available in this build\n${USAGE}`);
   return 2;
 }

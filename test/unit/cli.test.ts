@@ -34,3 +34,30 @@ test('inspect gives a verdict per file and exits 1 when one is rejected', () => 
   const verdicts = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as { verdict: string; code?: string });
   assert.deepEqual(verdicts.map((v) => v.code ?? v.verdict), ['accepted', 'CONTENT_MISMATCH', 'EXTENSION_NOT_ALLOWED']);
 });
+
+test('demo serves the guard in front of a bundled uploader', async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['dist/cli.js', 'demo', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const line = await new Promise<{ listen: string; uploads: string }>((resolve) => {
+      child.stdout.on('data', (c: Buffer) => {
+        const m = /\{.*"msg":"demo".*\}/.exec(c.toString());
+        if (m) resolve(JSON.parse(m[0]));
+      });
+    });
+    const port = line.listen.split(':').pop();
+    const png = Buffer.from('89504e470d0a1a0a0000000d49484452000000010000000108000000003a7e9b550000000a49444154789c636000000002000148afa4710000000049454e44ae426082', 'hex');
+    const ok = new FormData();
+    ok.append('file', new Blob([png]), 'my cat.png');
+    const res = await fetch(`http://127.0.0.1:${port}/upload`, { method: 'POST', body: ok });
+    assert.equal(res.status, 200);
+    const { readFileSync } = await import('node:fs');
+    assert.deepEqual(readFileSync(join(line.uploads, 'my_cat.png')), png);
+    const bad = new FormData();
+    bad.append('file', new Blob(['<?php ?>']), 'x.php');
+    const refused = await fetch(`http://127.0.0.1:${port}/upload`, { method: 'POST', body: bad });
+    assert.equal(((await refused.json()) as { code: string }).code, 'EXTENSION_NOT_ALLOWED');
+  } finally {
+    child.kill();
+  }
+});
