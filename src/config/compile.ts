@@ -19,11 +19,7 @@ export interface CompileContext {
 }
 
 export function compilePolicy(name: string, policy: ValidatedPolicy): CompiledPolicy {
-  const rateLimit: TokenBucketParams | null =
-    policy.rateLimit === undefined
-      ? null
-      : // Default burst: one second's worth, and at least one request so the bucket can ever pass.
-        { ratePerSecond: policy.rateLimit.rate, burst: policy.rateLimit.burst ?? Math.max(1, Math.ceil(policy.rateLimit.rate)) };
+  const rateLimit: TokenBucketParams | null = policy.rateLimit === undefined ? null : requestBucket(policy.rateLimit);
   const uploadRate: TokenBucketParams | null =
     policy.uploadRate === undefined
       ? null
@@ -43,6 +39,8 @@ export function compilePolicy(name: string, policy: ValidatedPolicy): CompiledPo
     maxFieldSize: policy.maxFieldSize,
     requireApiKey: policy.requireApiKey,
     rateLimit,
+    // Only present when configured, so a policy without it reads exactly as before.
+    ...(policy.keyRateLimit === undefined ? {} : { keyRateLimit: requestBucket(policy.keyRateLimit) }),
     uploadRate,
     filenames: policy.filenames,
     mode: policy.mode,
@@ -51,6 +49,11 @@ export function compilePolicy(name: string, policy: ValidatedPolicy): CompiledPo
     reportOnly: policy.reportOnly,
     ban: policy.ban === undefined ? null : { after: policy.ban.after, withinMs: policy.ban.within, forMs: policy.ban.for },
   };
+}
+
+/** Default burst: one second's worth, and at least one request so the bucket can ever pass. */
+function requestBucket(limit: { rate: number; burst?: number | undefined }): TokenBucketParams {
+  return { ratePerSecond: limit.rate, burst: limit.burst ?? Math.max(1, Math.ceil(limit.rate)) };
 }
 
 export function compileConfig(config: ValidatedConfig, context: CompileContext): CompiledConfig {
@@ -77,6 +80,12 @@ export function compileConfig(config: ValidatedConfig, context: CompileContext):
     apiKeys: context.apiKeys,
     apiKeyHeader: config.apiKeyHeader.toLowerCase(),
     rateLimitStore: config.rateLimitStore,
+    rateLimitStoreOptions: {
+      timeoutMs: config.rateLimitStoreOptions.timeout,
+      onStoreError: config.rateLimitStoreOptions.onStoreError,
+      maxTrackedClients: config.rateLimitStoreOptions.maxTrackedClients,
+    },
+    stripApiKey: config.stripApiKey,
     routes,
     storage: config.storage === undefined ? null : { path: config.storage.path, minFree: config.storage.minFree },
   };

@@ -22,6 +22,9 @@ export const DEFAULTS = {
   trustProxy: ['127.0.0.1/32', '::1/128'],
   apiKeyHeader: 'X-API-KEY',
   rateLimitStore: 'memory',
+  rateLimitStoreTimeout: '100ms',
+  onStoreError: 'local',
+  maxTrackedClients: 100_000,
   // Every body-carrying method: an upload route that only listed POST would let a multipart PUT
   // through unfiltered to an upstream that accepts it.
   routeMethods: ['POST', 'PUT', 'PATCH'],
@@ -125,6 +128,28 @@ const rateLimitStore = z
   })
   .meta({ description: '"memory" (per process) or redis://host:6379/0 (buckets shared by all replicas)' });
 
+const rateLimitStoreOptions = z
+  .strictObject({
+    timeout: duration()
+      .prefault(DEFAULTS.rateLimitStoreTimeout)
+      .meta({ description: 'redis: longest wait per call; past it the call is answered per onStoreError' }),
+    onStoreError: z
+      .enum(['allow', 'deny', 'local'])
+      .default(DEFAULTS.onStoreError)
+      .meta({
+        description:
+          'redis unreachable or too slow: allow (let requests through), deny (429), local (limit with an in-process bucket meanwhile)',
+      }),
+    maxTrackedClients: z
+      .number()
+      .int()
+      .positive()
+      .default(DEFAULTS.maxTrackedClients)
+      .meta({ description: 'in-process store (memory, or the redis "local" fallback): clients tracked at most; bounds memory' }),
+  })
+  .prefault({})
+  .meta({ description: 'tuning of rateLimitStore' });
+
 // ---- sections --------------------------------------------------------------------------------
 
 export const policySchema = z.strictObject({
@@ -143,6 +168,13 @@ export const policySchema = z.strictObject({
     })
     .optional()
     .meta({ description: 'per client IP token bucket' }),
+  keyRateLimit: z
+    .strictObject({
+      rate: rate('count'),
+      burst: z.number().int().positive().optional().meta({ description: 'bucket size in requests; default: one second of rate, at least 1' }),
+    })
+    .optional()
+    .meta({ description: 'per API key token bucket (requests that presented a valid key)' }),
   uploadRate: z
     .strictObject({
       rate: rate('bytes'),
@@ -217,7 +249,12 @@ export const configSchema = z
       .meta({ description: "only these peers' X-Forwarded-For is believed (CIDRs or single addresses)" }),
     apiKeys: z.array(apiKeySchema).default([]),
     apiKeyHeader: headerName.default(DEFAULTS.apiKeyHeader),
+    stripApiKey: z
+      .boolean()
+      .default(false)
+      .meta({ description: "remove the guard's API key (apiKeyHeader, or the Bearer Authorization that carried it) before forwarding" }),
     rateLimitStore: rateLimitStore.prefault(DEFAULTS.rateLimitStore),
+    rateLimitStoreOptions,
     routes: z.array(routeSchema).default([]).meta({ description: 'first match wins on the normalised path; no match -> passthrough' }),
     policies: z.record(identifier, policySchema).default({}),
     storage: z

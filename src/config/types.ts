@@ -34,6 +34,8 @@ export interface CompiledPolicy {
   maxFieldSize: number;
   requireApiKey: boolean;
   rateLimit: TokenBucketParams | null;
+  /** per API key bucket; absent when not configured */
+  keyRateLimit?: TokenBucketParams;
   /** bytes per second budget per client IP */
   uploadRate: TokenBucketParams | null;
   filenames: FilenameMode;
@@ -82,6 +84,16 @@ export interface CompiledConfig {
   /** lower-case header name */
   apiKeyHeader: string;
   rateLimitStore: { kind: 'memory' } | { kind: 'redis'; url: string };
+  rateLimitStoreOptions: {
+    /** redis: longest wait per call before the onStoreError answer */
+    timeoutMs: number;
+    /** redis unreachable or too slow: allow, deny (429), or limit with an in-process bucket */
+    onStoreError: 'allow' | 'deny' | 'local';
+    /** bound of in-process bucket/ban maps (memory store, redis 'local' fallback) */
+    maxTrackedClients: number;
+  };
+  /** remove the guard's API key from forwarded requests */
+  stripApiKey: boolean;
   routes: readonly CompiledRoute[];
   storage: { path: string; minFree: number } | null;
 }
