@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import type { CompiledConfig, CompiledRoute } from '../config/types.js';
+import { clientIp } from '../admission/client-ip.js';
 import { GuardError } from '../errors.js';
 import { type BodySink, SpoolSink, StreamSink } from '../forward/body-sink.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../forward/hop-by-hop.js';
@@ -15,7 +16,6 @@ import { logRequest, type RequestLogLine } from '../observe/log.js';
 import { CanonicalEncoder } from '../upload/canonical-encoder.js';
 import { admitHead } from '../upload/header-admission.js';
 import { filterMultipart } from '../upload/multipart-filter.js';
-import { clientAddress } from './client-address.js';
 import { normalizeTarget } from './normalize-target.js';
 import { sendRejection } from './reject.js';
 
@@ -68,7 +68,7 @@ export class GuardServer {
   private async handle(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
     const started = performance.now();
     const id = requestIdOf(req);
-    const ip = clientAddress(req, this.config.isTrustedProxy);
+    const ip = clientIp(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], this.config.isTrustedProxy);
     const log: RequestLogLine = { id, route: null, ip, method: req.method ?? '', path: req.url ?? '', outcome: 'passthrough', status: 0, bytes: 0, ms: 0 };
     res.once('close', () => {
       log.status = res.statusCode;

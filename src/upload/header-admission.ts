@@ -1,13 +1,13 @@
 // Decisions made on the request head alone, before a byte of body is read (ARCHITECTURE idea 2).
 
-import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { CompiledConfig, CompiledPolicy } from '../config/types.js';
+import { authenticate } from '../admission/api-keys.js';
 import { GuardError } from '../errors.js';
 
 /** Throws the rejection, or returns the name of the API key used (null when none is needed). */
 export function admitHead(req: IncomingMessage, policy: CompiledPolicy, config: CompiledConfig): string | null {
-  const keyName = policy.requireApiKey ? authenticate(req, config) : null;
+  const keyName = policy.requireApiKey ? requireKey(req, config) : null;
   const contentTypes = headerCount(req.rawHeaders, 'content-type');
   if (contentTypes > 1 || headerCount(req.rawHeaders, 'content-length') > 1) {
     // Node keeps the first, Werkzeug's dev server the last: refuse rather than pick one.
@@ -23,17 +23,11 @@ export function admitHead(req: IncomingMessage, policy: CompiledPolicy, config: 
   return keyName;
 }
 
-function authenticate(req: IncomingMessage, config: CompiledConfig): string {
-  const header = req.headers[config.apiKeyHeader];
-  const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-  const candidate = typeof header === 'string' ? header : bearer;
-  if (candidate === undefined) throw new GuardError('UNAUTHORIZED');
-  const digest = createHash('sha256').update(candidate).digest();
-  let match: string | null = null;
-  // Compare against every key so timing does not reveal which key (if any) matched.
-  for (const key of config.apiKeys) if (timingSafeEqual(digest, key.sha256) && match === null) match = key.name;
-  if (match === null) throw new GuardError('UNAUTHORIZED');
-  return match;
+function requireKey(req: IncomingMessage, config: CompiledConfig): string {
+  // headersDistinct keeps repeated key headers visible, so an ambiguous key is refused
+  const key = authenticate(req.headersDistinct, config.apiKeyHeader, config.apiKeys);
+  if (key === null) throw new GuardError('UNAUTHORIZED');
+  return key.name;
 }
 
 function headerCount(rawHeaders: readonly string[], name: string): number {
