@@ -1,18 +1,9 @@
 // One JSON line per request on stdout (SPEC: id, route, ip, outcome, code, bytes, ms).
 
-export interface RequestLogLine {
-  id: string;
-  route: string | null;
-  ip: string;
-  method: string;
-  path: string;
-  outcome: 'forwarded' | 'rejected' | 'passthrough' | 'error';
-  status: number;
-  code?: string;
-  bytes: number;
-  ms: number;
-  files?: unknown[];
-}
+import type { FinishedRequest } from './request-observer.js';
+
+/** The log line is the finished-request record itself (request-observer.ts). */
+export type RequestLogLine = FinishedRequest;
 
 export function logRequest(line: RequestLogLine): void {
   process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`);

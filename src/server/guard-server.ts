@@ -13,6 +13,7 @@ import { clientResponseHeaders, upstreamRequestHeaders } from '../forward/hop-by
 import { Passthrough } from '../forward/passthrough.js';
 import { Upstream, upstreamFailure } from '../forward/upstream.js';
 import { logRequest, type RequestLogLine } from '../observe/log.js';
+import type { RequestObserver } from '../observe/request-observer.js';
 import { CanonicalEncoder } from '../upload/canonical-encoder.js';
 import { admitHead } from '../upload/header-admission.js';
 import { filterMultipart } from '../upload/multipart-filter.js';
@@ -21,14 +22,21 @@ import { sendRejection } from './reject.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+export interface GuardServerOptions {
+  /** told about every finished request (metrics, status page), after the log line */
+  observers?: readonly RequestObserver[];
+}
+
 export class GuardServer {
   readonly server: Server;
   private readonly config: CompiledConfig;
+  private readonly observers: readonly RequestObserver[];
   private readonly upstream: Upstream;
   private readonly passthrough: Passthrough;
 
-  constructor(config: CompiledConfig) {
+  constructor(config: CompiledConfig, options: GuardServerOptions = {}) {
     this.config = config;
+    this.observers = options.observers ?? [];
     this.upstream = new Upstream(config.upstream.url, config.upstream.timeoutMs);
     this.passthrough = new Passthrough(config.upstream.url, config.upstream.timeoutMs, (err, req, res) => {
       sendRejection(req, res, err, requestIdOf(req));
@@ -74,6 +82,7 @@ export class GuardServer {
       log.status = res.statusCode;
       log.ms = Math.round(performance.now() - started);
       logRequest(log);
+      for (const observer of this.observers) observer.finished(log);
     });
     let route: CompiledRoute | undefined;
     try {
@@ -87,6 +96,7 @@ export class GuardServer {
         return;
       }
       log.route = route.name;
+      for (const observer of this.observers) observer.started?.(route.name);
       await this.upload(req, res, route, id, expectsContinue, log);
     } catch (err) {
       const rejection = err instanceof GuardError ? err : upstreamFailure(err);
@@ -116,7 +126,10 @@ export class GuardServer {
     const result = await filterMultipart(req, policy, encoder, sink, this.config.timeouts.bodyIdleMs);
     log.bytes = result.receivedBytes;
     log.files = result.files;
+    const upstreamStarted = performance.now();
     const response = await sink.complete();
+    log.upstreamMs = Math.round(performance.now() - upstreamStarted);
+    log.forwardedBytes = sink.length;
     log.outcome = 'forwarded';
     res.writeHead(response.statusCode, clientResponseHeaders(response.headers));
     await pipeline(response.body, res).catch(() => res.destroy());
