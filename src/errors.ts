@@ -31,6 +31,8 @@ export class GuardError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly details: GuardErrorDetails;
+  /** extra headers of the answer (Retry-After, RateLimit); never in the JSON body */
+  responseHeaders: Record<string, string> = {};
 
   constructor(code: ErrorCode, message?: string, details: GuardErrorDetails = {}) {
     super(message ?? ERROR_TABLE[code].message);

@@ -6,7 +6,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import type { CompiledConfig, CompiledRoute } from '../config/types.js';
-import { clientIp } from '../admission/client-ip.js';
+import { AdmissionGate, type Client, RateLimitedError } from '../admission/admission-gate.js';
+import { clientIp, rateLimitKey } from '../admission/client-ip.js';
+import type { RateLimitStore } from '../admission/rate-limit-store.js';
+import { createRateLimitStore } from '../admission/store-factory.js';
 import { GuardError } from '../errors.js';
 import { type BodySink, SpoolSink, StreamSink } from '../forward/body-sink.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../forward/hop-by-hop.js';
@@ -15,7 +18,7 @@ import { Upstream, upstreamFailure } from '../forward/upstream.js';
 import { logRequest, type RequestLogLine } from '../observe/log.js';
 import type { RequestObserver } from '../observe/request-observer.js';
 import { CanonicalEncoder } from '../upload/canonical-encoder.js';
-import { admitHead } from '../upload/header-admission.js';
+import { admitBodyHeaders, authenticateHead } from '../upload/header-admission.js';
 import { filterMultipart } from '../upload/multipart-filter.js';
 import { normalizeTarget } from './normalize-target.js';
 import { sendRejection } from './reject.js';
@@ -25,18 +28,26 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export interface GuardServerOptions {
   /** told about every finished request (metrics, status page), after the log line */
   observers?: readonly RequestObserver[];
+  /** buckets and bans; default: built from config.rateLimitStore at listen() and closed by close() */
+  store?: RateLimitStore;
 }
 
 export class GuardServer {
   readonly server: Server;
   private readonly config: CompiledConfig;
   private readonly observers: readonly RequestObserver[];
+  private store: RateLimitStore | null;
+  private readonly ownsStore: boolean;
+  private gate: AdmissionGate | null;
   private readonly upstream: Upstream;
   private readonly passthrough: Passthrough;
 
   constructor(config: CompiledConfig, options: GuardServerOptions = {}) {
     this.config = config;
     this.observers = options.observers ?? [];
+    this.store = options.store ?? null;
+    this.ownsStore = options.store === undefined;
+    this.gate = this.store === null ? null : new AdmissionGate(this.store);
     this.upstream = new Upstream(config.upstream.url, config.upstream.timeoutMs);
     this.passthrough = new Passthrough(config.upstream.url, config.upstream.timeoutMs, (err, req, res) => {
       sendRejection(req, res, err, requestIdOf(req));
@@ -47,7 +58,11 @@ export class GuardServer {
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.upgrade(req, socket, head));
   }
 
-  listen(): Promise<{ host: string; port: number }> {
+  async listen(): Promise<{ host: string; port: number }> {
+    if (this.store === null) {
+      this.store = await createRateLimitStore(this.config);
+      this.gate = new AdmissionGate(this.store);
+    }
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(this.config.listen.port, this.config.listen.host, () => {
@@ -61,6 +76,7 @@ export class GuardServer {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.passthrough.close();
     await this.upstream.close();
+    if (this.ownsStore) await this.store?.close();
   }
 
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -97,21 +113,32 @@ export class GuardServer {
       }
       log.route = route.name;
       for (const observer of this.observers) observer.started?.(route.name);
-      await this.upload(req, res, route, id, expectsContinue, log);
+      await this.upload(req, res, route, { key: rateLimitKey(ip), apiKeyName: null }, id, expectsContinue, log);
     } catch (err) {
       const rejection = err instanceof GuardError ? err : upstreamFailure(err);
-      log.outcome = rejection.code.startsWith('UPSTREAM') ? 'error' : 'rejected';
+      const isGuardVerdict = !rejection.code.startsWith('UPSTREAM');
+      log.outcome = isGuardVerdict ? 'rejected' : 'error';
       log.code = rejection.code;
-      sendRejection(req, res, rejection, id);
+      if (rejection instanceof RateLimitedError) log.rateLimitScope = rejection.scope;
+      if (rejection.details.filename !== undefined) log.filename = rejection.details.filename;
+      sendRejection(req, res, rejection, id, rejection.responseHeaders);
+      if (route !== undefined && isGuardVerdict) void this.gate?.recordRejection(route.policy, { key: rateLimitKey(ip), apiKeyName: null }, rejection.code);
     }
   }
 
-  private async upload(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, id: string, expectsContinue: boolean, log: RequestLogLine): Promise<void> {
+  private async upload(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, client: Client, id: string, expectsContinue: boolean, log: RequestLogLine): Promise<void> {
     const policy = route.policy;
-    admitHead(req, policy, this.config);
+    const gate = this.gate!;
+    await gate.checkBan(policy, client);
+    client.apiKeyName = authenticateHead(req, policy, this.config);
+    if (client.apiKeyName !== null) log.apiKey = client.apiKeyName;
+    const rateLimitHeaders = await gate.admit(policy, client);
+    admitBodyHeaders(req, policy);
+    // Only now may the client send the body (RFC 9110 10.1.1): a refusal above costs it nothing.
     if (expectsContinue) res.writeContinue();
+    const meter = gate.byteMeter(policy, client);
     const encoder = new CanonicalEncoder();
-    const headers = upstreamRequestHeaders(req.rawHeaders, new Set());
+    const headers = upstreamRequestHeaders(req.rawHeaders, this.config.stripApiKey ? apiKeyHeaders(req, this.config.apiKeyHeader) : new Set());
     headers['content-type'] = encoder.contentType;
     headers['x-forwarded-for'] = forwardedFor(req, this.config.isTrustedProxy);
     headers['x-forwarded-proto'] = 'http';
@@ -123,7 +150,7 @@ export class GuardServer {
       if (!req.complete) sink.abort();
     };
     req.once('close', onClientGone);
-    const result = await filterMultipart(req, policy, encoder, sink, this.config.timeouts.bodyIdleMs);
+    const result = await filterMultipart(req, policy, encoder, sink, this.config.timeouts.bodyIdleMs, meter === null ? undefined : (bytes, fail) => meter.record(bytes, fail)).finally(() => meter?.settle());
     log.bytes = result.receivedBytes;
     log.files = result.files;
     const upstreamStarted = performance.now();
@@ -131,7 +158,7 @@ export class GuardServer {
     log.upstreamMs = Math.round(performance.now() - upstreamStarted);
     log.forwardedBytes = sink.length;
     log.outcome = 'forwarded';
-    res.writeHead(response.statusCode, clientResponseHeaders(response.headers));
+    res.writeHead(response.statusCode, { ...clientResponseHeaders(response.headers), ...rateLimitHeaders });
     await pipeline(response.body, res).catch(() => res.destroy());
   }
 }
@@ -150,4 +177,13 @@ function forwardedFor(req: IncomingMessage, isTrusted: (ip: string) => boolean):
   const peer = req.socket.remoteAddress ?? '';
   if (!prior || !isTrusted(peer)) return peer;
   return `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}`;
+}
+
+/** Headers that carry the guard's API key, removed before forwarding when stripApiKey is set. */
+function apiKeyHeaders(req: IncomingMessage, apiKeyHeader: string): Set<string> {
+  const names = new Set([apiKeyHeader]);
+  // Authorization is the key only when it is a Bearer token and the key header was absent
+  // (api-keys.ts reads it that way); any other Authorization belongs to the upstream.
+  if (req.headers[apiKeyHeader] === undefined && /^Bearer\s/i.test(req.headers.authorization ?? '')) names.add('authorization');
+  return names;
 }

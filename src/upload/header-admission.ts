@@ -5,9 +5,13 @@ import type { CompiledConfig, CompiledPolicy } from '../config/types.js';
 import { authenticate } from '../admission/api-keys.js';
 import { GuardError } from '../errors.js';
 
-/** Throws the rejection, or returns the name of the API key used (null when none is needed). */
-export function admitHead(req: IncomingMessage, policy: CompiledPolicy, config: CompiledConfig): string | null {
-  const keyName = policy.requireApiKey ? requireKey(req, config) : null;
+/** 401 unless the policy needs no key or a configured key is presented; returns its name. */
+export function authenticateHead(req: IncomingMessage, policy: CompiledPolicy, config: CompiledConfig): string | null {
+  return policy.requireApiKey ? requireKey(req, config) : null;
+}
+
+/** The body's framing headers: one Content-Type and Content-Length, multipart, within maxRequestSize. */
+export function admitBodyHeaders(req: IncomingMessage, policy: CompiledPolicy): void {
   const contentTypes = headerCount(req.rawHeaders, 'content-type');
   if (contentTypes > 1 || headerCount(req.rawHeaders, 'content-length') > 1) {
     // Node keeps the first, Werkzeug's dev server the last: refuse rather than pick one.
@@ -20,7 +24,6 @@ export function admitHead(req: IncomingMessage, policy: CompiledPolicy, config: 
   }
   const length = req.headers['content-length'];
   if (length !== undefined && Number(length) > policy.maxRequestSize) throw new GuardError('REQUEST_TOO_LARGE');
-  return keyName;
 }
 
 function requireKey(req: IncomingMessage, config: CompiledConfig): string {

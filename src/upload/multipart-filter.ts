@@ -36,12 +36,15 @@ export function filterMultipart(
   encoder: CanonicalEncoder,
   sink: BodySink,
   bodyIdleMs: number,
+  /** told about every received chunk (the uploadRate byte meter); may fail the request */
+  onBytes?: (bytes: number, fail: (err: GuardError) => void) => void,
 ): Promise<FilterResult> {
   return new Promise<FilterResult>((resolve, reject) => {
     const files: FilteredFile[] = [];
     let receivedBytes = 0;
     let emittedParts = 0;
     let failed = false;
+    let settled = false;
     let queue: Promise<void> = Promise.resolve();
     const openStreams = new Set<Readable>();
 
@@ -75,7 +78,9 @@ export function filterMultipart(
     }
 
     function fail(err: unknown): void {
-      if (failed) return;
+      // `settled`: a late verdict (the byte meter answers asynchronously) must not touch a
+      // request that already passed and is being forwarded.
+      if (failed || settled) return;
       failed = true;
       clearTimeout(idle);
       req.off('data', onData);
@@ -106,6 +111,8 @@ export function filterMultipart(
       receivedBytes += chunk.length;
       idle.refresh();
       if (receivedBytes > policy.maxRequestSize) return fail(new GuardError('REQUEST_TOO_LARGE'));
+      onBytes?.(chunk.length, fail);
+      if (failed) return;
       scanner.feed(chunk);
       if (scanner.problem !== null) return fail(new GuardError('MALFORMED_MULTIPART', `Malformed multipart body: ${scanner.problem}`));
       if (!parser.write(chunk)) {
@@ -195,6 +202,7 @@ export function filterMultipart(
         }
         await write(encoder.end());
         clearTimeout(idle);
+        settled = true;
         resolve({ files, receivedBytes });
       });
     });

@@ -5,6 +5,8 @@ import { connect } from 'node:net';
 
 export interface RawRequestOptions {
   host?: string;
+  /** Source address to connect from (e.g. 127.0.0.2, an untrusted loopback peer). */
+  localAddress?: string;
   /** Wait this long between the given pieces (the first is sent at once). */
   delayBetweenMs?: number;
   /** After the last piece, end our side of the connection (send FIN) and keep reading. */
@@ -147,7 +149,7 @@ export function rawRequest(port: number, bytes: Buffer | Buffer[], opts: RawRequ
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const requestMethod = (pieces[0] ?? Buffer.alloc(0)).subarray(0, 16).toString('latin1').split(' ')[0] ?? '';
   return new Promise((resolve) => {
-    const socket = connect(port, opts.host ?? '127.0.0.1');
+    const socket = connect({ port, host: opts.host ?? '127.0.0.1', ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
     const received: Buffer[] = [];
     let raw = Buffer.alloc(0);
     let closedByServer = false;
