@@ -83,9 +83,12 @@ export class AdmissionGate {
     return new ByteMeter(this.#store, bytesKey(policy, client), policy.uploadRate);
   }
 
-  /** Counts a guard verdict towards the client's ban (policy `ban`). */
+  /**
+   * Counts a guard verdict towards the client's ban (policy `ban`). Not counted: IP_BANNED (bans
+   * would extend themselves forever) and STORAGE_FULL (the server's state, not the client's doing).
+   */
   async recordRejection(policy: CompiledPolicy, client: Client, code: string): Promise<void> {
-    if (policy.ban === null || code === 'IP_BANNED') return;
+    if (policy.ban === null || code === 'IP_BANNED' || code === 'STORAGE_FULL') return;
     await this.#store.recordRejection(client.key, policy.ban);
   }
 }

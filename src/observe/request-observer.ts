@@ -44,4 +44,6 @@ export interface RequestObserver {
   /** an upload route started handling a request (in-flight gauges) */
   started?(route: string): void;
   finished(request: FinishedRequest): void;
+  /** free bytes of the watched upload volume (config `storage`), sampled every few seconds */
+  storageFree?(bytes: number): void;
 }

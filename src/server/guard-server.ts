@@ -5,13 +5,15 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream/promises';
-import type { CompiledConfig, CompiledRoute } from '../config/types.js';
+import type { CompiledConfig, CompiledPolicy, CompiledRoute } from '../config/types.js';
 import { AdmissionGate, type Client, RateLimitedError } from '../admission/admission-gate.js';
 import { clientIp, rateLimitKey } from '../admission/client-ip.js';
 import type { RateLimitStore } from '../admission/rate-limit-store.js';
+import { StorageWatch } from '../admission/storage-watch.js';
 import { createRateLimitStore } from '../admission/store-factory.js';
 import { GuardError } from '../errors.js';
 import { type BodySink, SpoolSink, StreamSink } from '../forward/body-sink.js';
+import { DiscardSink } from '../forward/discard-sink.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../forward/hop-by-hop.js';
 import { Passthrough } from '../forward/passthrough.js';
 import { Upstream, upstreamFailure } from '../forward/upstream.js';
@@ -39,6 +41,7 @@ export class GuardServer {
   private store: RateLimitStore | null;
   private readonly ownsStore: boolean;
   private gate: AdmissionGate | null;
+  private readonly storage: StorageWatch | null;
   private readonly upstream: Upstream;
   private readonly passthrough: Passthrough;
 
@@ -48,6 +51,12 @@ export class GuardServer {
     this.store = options.store ?? null;
     this.ownsStore = options.store === undefined;
     this.gate = this.store === null ? null : new AdmissionGate(this.store);
+    this.storage =
+      config.storage === null
+        ? null
+        : new StorageWatch(config.storage.path, config.storage.minFree, (free) => {
+            for (const observer of this.observers) observer.storageFree?.(free);
+          });
     this.upstream = new Upstream(config.upstream.url, config.upstream.timeoutMs);
     this.passthrough = new Passthrough(config.upstream.url, config.upstream.timeoutMs, (err, req, res) => {
       sendRejection(req, res, err, requestIdOf(req));
@@ -63,6 +72,7 @@ export class GuardServer {
       this.store = await createRateLimitStore(this.config);
       this.gate = new AdmissionGate(this.store);
     }
+    await this.storage?.start();
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(this.config.listen.port, this.config.listen.host, () => {
@@ -77,6 +87,7 @@ export class GuardServer {
     this.passthrough.close();
     await this.upstream.close();
     if (this.ownsStore) await this.store?.close();
+    this.storage?.stop();
   }
 
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -94,11 +105,17 @@ export class GuardServer {
     const id = requestIdOf(req);
     const ip = clientIp(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], this.config.isTrustedProxy);
     const log: RequestLogLine = { id, route: null, ip, method: req.method ?? '', path: req.url ?? '', outcome: 'passthrough', status: 0, bytes: 0, ms: 0 };
+    const context: RequestContext = { req, res, id, log, client: { key: rateLimitKey(ip), apiKeyName: null }, expectsContinue, verdict: null };
     res.once('close', () => {
       log.status = res.statusCode;
       log.ms = Math.round(performance.now() - started);
-      logRequest(log);
-      for (const observer of this.observers) observer.finished(log);
+      const report = (): void => {
+        logRequest(log);
+        for (const observer of this.observers) observer.finished(log);
+      };
+      // report-only: the line carries the shadow verdict, which may come after the response
+      if (context.verdict === null) report();
+      else void context.verdict.finally(report);
     });
     let route: CompiledRoute | undefined;
     try {
@@ -113,7 +130,8 @@ export class GuardServer {
       }
       log.route = route.name;
       for (const observer of this.observers) observer.started?.(route.name);
-      await this.upload(req, res, route, { key: rateLimitKey(ip), apiKeyName: null }, id, expectsContinue, log);
+      if (route.policy.reportOnly) await this.reportOnlyUpload(context, route);
+      else await this.upload(context, route);
     } catch (err) {
       const rejection = err instanceof GuardError ? err : upstreamFailure(err);
       const isGuardVerdict = !rejection.code.startsWith('UPSTREAM');
@@ -122,20 +140,30 @@ export class GuardServer {
       if (rejection instanceof RateLimitedError) log.rateLimitScope = rejection.scope;
       if (rejection.details.filename !== undefined) log.filename = rejection.details.filename;
       sendRejection(req, res, rejection, id, rejection.responseHeaders);
-      if (route !== undefined && isGuardVerdict) void this.gate?.recordRejection(route.policy, { key: rateLimitKey(ip), apiKeyName: null }, rejection.code);
+      if (route !== undefined && isGuardVerdict) void this.gate?.recordRejection(route.policy, context.client, rejection.code);
     }
   }
 
-  private async upload(req: IncomingMessage, res: ServerResponse, route: CompiledRoute, client: Client, id: string, expectsContinue: boolean, log: RequestLogLine): Promise<void> {
-    const policy = route.policy;
+  /** Everything decided on the head; throws the refusal. Returns the RateLimit headers of the answer. */
+  private async admitHead(context: RequestContext, policy: CompiledPolicy): Promise<Record<string, string>> {
+    const { req, log, client } = context;
+    if (this.storage?.isFull) throw new GuardError('STORAGE_FULL');
     const gate = this.gate!;
     await gate.checkBan(policy, client);
     client.apiKeyName = authenticateHead(req, policy, this.config);
     if (client.apiKeyName !== null) log.apiKey = client.apiKeyName;
     const rateLimitHeaders = await gate.admit(policy, client);
     admitBodyHeaders(req, policy);
+    return rateLimitHeaders;
+  }
+
+  private async upload(context: RequestContext, route: CompiledRoute): Promise<void> {
+    const { req, res, id, log, client } = context;
+    const policy = route.policy;
+    const gate = this.gate!;
+    const rateLimitHeaders = await this.admitHead(context, policy);
     // Only now may the client send the body (RFC 9110 10.1.1): a refusal above costs it nothing.
-    if (expectsContinue) res.writeContinue();
+    if (context.expectsContinue) res.writeContinue();
     const meter = gate.byteMeter(policy, client);
     const encoder = new CanonicalEncoder();
     const headers = upstreamRequestHeaders(req.rawHeaders, this.config.stripApiKey ? apiKeyHeaders(req, this.config.apiKeyHeader) : new Set());
@@ -161,6 +189,49 @@ export class GuardServer {
     res.writeHead(response.statusCode, { ...clientResponseHeaders(response.headers), ...rateLimitHeaders });
     await pipeline(response.body, res).catch(() => res.destroy());
   }
+
+  /**
+   * reportOnly: the request goes to the upstream exactly as sent (passthrough), while the same
+   * checks run on a copy of the body; what would have been refused is logged and counted as
+   * `wouldReject`. A team can watch the verdicts on live traffic before enforcing them.
+   */
+  private async reportOnlyUpload(context: RequestContext, route: CompiledRoute): Promise<void> {
+    const { req, res, log } = context;
+    const policy = route.policy;
+    const wouldReject = (err: unknown): void => {
+      // a client that went away is not a verdict on its upload
+      if (err instanceof GuardError && !req.destroyed) log.wouldReject = err.code;
+    };
+    let admitted = true;
+    try {
+      await this.admitHead(context, policy);
+    } catch (err) {
+      wouldReject(err);
+      admitted = false;
+    }
+    if (context.expectsContinue) res.writeContinue();
+    if (admitted) {
+      context.verdict = filterMultipart(req, policy, new CanonicalEncoder(), new DiscardSink(), this.config.timeouts.bodyIdleMs).then((result) => {
+        log.bytes = result.receivedBytes;
+        log.files = result.files;
+      }, wouldReject);
+    }
+    log.outcome = 'forwarded';
+    this.passthrough.web(req, res);
+  }
+}
+
+/** One request on its way through the guard. */
+interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  id: string;
+  /** filled in as the request goes; written when the response closes */
+  log: RequestLogLine;
+  client: Client;
+  expectsContinue: boolean;
+  /** report-only: settles once the shadow checks decided; the log line waits for it */
+  verdict: Promise<void> | null;
 }
 
 function requestIdOf(req: IncomingMessage): string {
