@@ -76,6 +76,7 @@ export function compileConfig(config: ValidatedConfig, context: CompileContext):
     admin: config.admin === false ? null : config.admin.listen,
     upstream: { url: new URL(config.upstream.url), timeoutMs: config.upstream.timeout },
     timeouts: { headersMs: config.timeouts.headers, bodyIdleMs: config.timeouts.bodyIdle },
+    drainTimeoutMs: config.drainTimeout,
     isTrustedProxy: compileCidrList(config.trustProxy),
     apiKeys: context.apiKeys,
     apiKeyHeader: config.apiKeyHeader.toLowerCase(),

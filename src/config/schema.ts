@@ -37,6 +37,7 @@ export const DEFAULTS = {
   banWithin: '1m',
   banFor: '15m',
   storageMinFree: '1GiB',
+  drainTimeout: '30s',
 } as const;
 
 // ---- building blocks -------------------------------------------------------------------------
@@ -236,6 +237,9 @@ export const configSchema = z
         timeout: duration().prefault(DEFAULTS.upstreamTimeout).meta({ description: 'headers timeout and body idle timeout towards the upstream' }),
       })
       .prefault({}),
+    drainTimeout: duration()
+      .prefault(DEFAULTS.drainTimeout)
+      .meta({ description: 'SIGTERM: how long in-flight requests may take to finish before the guard exits anyway' }),
     timeouts: z
       .strictObject({
         headers: duration().prefault(DEFAULTS.headersTimeout),

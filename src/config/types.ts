@@ -78,6 +78,8 @@ export interface CompiledConfig {
     headersMs: number;
     bodyIdleMs: number;
   };
+  /** SIGTERM: longest wait for in-flight requests before exiting */
+  drainTimeoutMs: number;
   /** true when the peer address is a trusted proxy whose X-Forwarded-For is believed */
   isTrustedProxy: (ip: string) => boolean;
   apiKeys: readonly ApiKeyEntry[];

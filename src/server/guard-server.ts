@@ -36,14 +36,17 @@ export interface GuardServerOptions {
 
 export class GuardServer {
   readonly server: Server;
-  private readonly config: CompiledConfig;
+  private config: CompiledConfig;
   private readonly observers: readonly RequestObserver[];
   private store: RateLimitStore | null;
   private readonly ownsStore: boolean;
   private gate: AdmissionGate | null;
-  private readonly storage: StorageWatch | null;
-  private readonly upstream: Upstream;
-  private readonly passthrough: Passthrough;
+  private storage: StorageWatch | null;
+  private upstream: Upstream;
+  private passthrough: Passthrough;
+  private draining = false;
+  /** responses not yet closed (drain tells them to close their connections) */
+  private readonly inFlight = new Set<ServerResponse>();
 
   constructor(config: CompiledConfig, options: GuardServerOptions = {}) {
     this.config = config;
@@ -51,20 +54,21 @@ export class GuardServer {
     this.store = options.store ?? null;
     this.ownsStore = options.store === undefined;
     this.gate = this.store === null ? null : new AdmissionGate(this.store);
-    this.storage =
-      config.storage === null
-        ? null
-        : new StorageWatch(config.storage.path, config.storage.minFree, (free) => {
-            for (const observer of this.observers) observer.storageFree?.(free);
-          });
+    this.storage = this.storageWatchFor(config);
     this.upstream = new Upstream(config.upstream.url, config.upstream.timeoutMs);
-    this.passthrough = new Passthrough(config.upstream.url, config.upstream.timeoutMs, (err, req, res) => {
-      sendRejection(req, res, err, requestIdOf(req));
-    });
+    this.passthrough = this.passthroughFor(config);
     this.server = createServer({ headersTimeout: config.timeouts.headersMs, requestTimeout: 0 });
     this.server.on('request', (req, res) => void this.handle(req, res, false));
     this.server.on('checkContinue', (req, res) => void this.handle(req, res, true));
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.upgrade(req, socket, head));
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  get inFlightRequests(): number {
+    return this.inFlight.size;
   }
 
   async listen(): Promise<{ host: string; port: number }> {
@@ -82,12 +86,80 @@ export class GuardServer {
     });
   }
 
+  /**
+   * A reloaded config for new requests; requests in flight finish with the config they started
+   * with (they hold their route, policy, upstream pool and store). `listen` cannot move without a
+   * restart; everything else can.
+   */
+  async applyConfig(next: CompiledConfig): Promise<void> {
+    const previous = this.config;
+    this.config = next;
+    this.server.headersTimeout = next.timeouts.headersMs;
+    if (next.upstream.url.href !== previous.upstream.url.href || next.upstream.timeoutMs !== previous.upstream.timeoutMs) {
+      const [oldUpstream, oldPassthrough] = [this.upstream, this.passthrough];
+      this.upstream = new Upstream(next.upstream.url, next.upstream.timeoutMs);
+      this.passthrough = this.passthroughFor(next);
+      // Pool.close waits for the requests still using the old pool.
+      void oldUpstream.close();
+      oldPassthrough.close();
+    }
+    if (JSON.stringify(next.storage) !== JSON.stringify(previous.storage)) {
+      this.storage?.stop();
+      this.storage = this.storageWatchFor(next);
+      await this.storage?.start();
+    }
+    const storeOf = (c: CompiledConfig): string => JSON.stringify([c.rateLimitStore, c.rateLimitStoreOptions]);
+    if (this.ownsStore && storeOf(next) !== storeOf(previous)) {
+      const oldStore = this.store;
+      this.store = await createRateLimitStore(next);
+      this.gate = new AdmissionGate(this.store);
+      void oldStore?.close();
+    }
+  }
+
+  /**
+   * SIGTERM: stop accepting connections at once, let requests in flight finish within
+   * drainTimeout, then close everything. Resolves true when everything finished in time.
+   */
+  async drain(): Promise<boolean> {
+    this.draining = true;
+    for (const res of this.inFlight) if (!res.headersSent) res.shouldKeepAlive = false;
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.config.drainTimeoutMs);
+    });
+    const finished = await Promise.race([closed.then(() => true), timedOut]);
+    clearTimeout(timer);
+    if (!finished) this.server.closeAllConnections();
+    await this.releaseResources();
+    return finished;
+  }
+
   async close(): Promise<void> {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await this.releaseResources();
+  }
+
+  private async releaseResources(): Promise<void> {
     this.passthrough.close();
     await this.upstream.close();
     if (this.ownsStore) await this.store?.close();
     this.storage?.stop();
+  }
+
+  private passthroughFor(config: CompiledConfig): Passthrough {
+    return new Passthrough(config.upstream.url, config.upstream.timeoutMs, (err, req, res) => {
+      sendRejection(req, res, err, requestIdOf(req));
+    });
+  }
+
+  private storageWatchFor(config: CompiledConfig): StorageWatch | null {
+    if (config.storage === null) return null;
+    return new StorageWatch(config.storage.path, config.storage.minFree, (free) => {
+      for (const observer of this.observers) observer.storageFree?.(free);
+    });
   }
 
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -106,7 +178,13 @@ export class GuardServer {
     const ip = clientIp(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], this.config.isTrustedProxy);
     const log: RequestLogLine = { id, route: null, ip, method: req.method ?? '', path: req.url ?? '', outcome: 'passthrough', status: 0, bytes: 0, ms: 0 };
     const context: RequestContext = { req, res, id, log, client: { key: rateLimitKey(ip), apiKeyName: null }, expectsContinue, verdict: null };
+    this.inFlight.add(res);
+    // While draining, every answer closes its connection so keep-alive clients move elsewhere.
+    if (this.draining) res.shouldKeepAlive = false;
     res.once('close', () => {
+      this.inFlight.delete(res);
+      // a keep-alive connection that just finished its last request must not hold the drain up
+      if (this.draining) setImmediate(() => this.server.closeIdleConnections());
       log.status = res.statusCode;
       log.ms = Math.round(performance.now() - started);
       const report = (): void => {
