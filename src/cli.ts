@@ -6,6 +6,9 @@ import { basename } from 'node:path';
 import { loadConfigFile, loadConfigText } from './config/load.js';
 import { startDemoUploader } from './demo/demo-uploader.js';
 import { logEvent } from './observe/log.js';
+import { GuardMetrics } from './observe/metrics.js';
+import { StatusBoard } from './observe/status-board.js';
+import { AdminServer } from './server/admin-server.js';
 import { GuardServer } from './server/guard-server.js';
 import { checkContent, SNIFF_BYTES } from './upload/content-check.js';
 import { finalExtension, rewriteFilename } from './upload/filenames.js';
@@ -75,11 +78,24 @@ async function serve(args: string[]): Promise<number> {
     for (const line of result.errors) console.error(line);
     return 1;
   }
-  const guard = new GuardServer(result.config);
+  const config = result.config;
+  const metrics = new GuardMetrics({ routes: config.routes.map((r) => r.name) });
+  const board = new StatusBoard();
+  const guard = new GuardServer(config, { observers: [metrics, board] });
   const address = await guard.listen();
-  logEvent('listening', { listen: `${address.host}:${address.port}`, upstream: result.config.upstream.url.origin });
+  logEvent('listening', { listen: `${address.host}:${address.port}`, upstream: config.upstream.url.origin });
+  let admin: AdminServer | null = null;
+  if (config.admin !== null) {
+    admin = new AdminServer(config, { metrics, board });
+    const bound = await admin.listen();
+    logEvent('admin listening', { listen: `${bound.host}:${bound.port}`, endpoints: ['/metrics', '/healthz', '/readyz', '/'] });
+  }
   const stop = (): void => {
-    void guard.close().then(() => process.exit(0));
+    admin?.setDraining(true);
+    void guard
+      .close()
+      .then(() => admin?.close())
+      .then(() => process.exit(0));
   };
   process.once('SIGTERM', stop);
   process.once('SIGINT', stop);
