@@ -6,9 +6,7 @@ import { basename } from 'node:path';
 import { loadConfigFile, loadConfigText } from './config/load.js';
 import { startDemoUploader } from './demo/demo-uploader.js';
 import { logEvent } from './observe/log.js';
-import { GuardMetrics } from './observe/metrics.js';
-import { StatusBoard } from './observe/status-board.js';
-import { AdminServer } from './server/admin-server.js';
+import { serveWithLifecycle } from './lifecycle/serve.js';
 import { GuardServer } from './server/guard-server.js';
 import { checkContent, SNIFF_BYTES } from './upload/content-check.js';
 import { finalExtension, rewriteFilename } from './upload/filenames.js';
@@ -73,32 +71,13 @@ async function inspect(args: string[]): Promise<number> {
 }
 
 async function serve(args: string[]): Promise<number> {
-  const result = loadConfigFile(configPath(args));
+  const path = configPath(args);
+  const result = loadConfigFile(path);
   if ('errors' in result) {
     for (const line of result.errors) console.error(line);
     return 1;
   }
-  const config = result.config;
-  const metrics = new GuardMetrics({ routes: config.routes.map((r) => r.name) });
-  const board = new StatusBoard();
-  const guard = new GuardServer(config, { observers: [metrics, board] });
-  const address = await guard.listen();
-  logEvent('listening', { listen: `${address.host}:${address.port}`, upstream: config.upstream.url.origin });
-  let admin: AdminServer | null = null;
-  if (config.admin !== null) {
-    admin = new AdminServer(config, { metrics, board });
-    const bound = await admin.listen();
-    logEvent('admin listening', { listen: `${bound.host}:${bound.port}`, endpoints: ['/metrics', '/healthz', '/readyz', '/'] });
-  }
-  const stop = (): void => {
-    admin?.setDraining(true);
-    void guard
-      .close()
-      .then(() => admin?.close())
-      .then(() => process.exit(0));
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  await serveWithLifecycle(result.config, path);
   return 0;
 }
 

@@ -91,6 +91,10 @@ export class MemoryStore implements RateLimitStore {
     return Promise.resolve(this.banMsLeftNow(clientKey));
   }
 
+  stats(): Record<string, number> {
+    return { buckets: this.#buckets.size, rejectionWindows: this.#rejections.size, bans: this.#bans.size };
+  }
+
   close(): Promise<void> {
     this.#buckets.clear();
     this.#rejections.clear();

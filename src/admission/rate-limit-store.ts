@@ -37,6 +37,8 @@ export interface RateLimitStore {
   recordRejection(clientKey: string, ban: BanParams): Promise<BanResult>;
   /** ms of ban left, 0 when not banned (also 0 when the store cannot answer). */
   isBanned(clientKey: string): Promise<number>;
+  /** Entry counts for the status page (buckets, bans, ...); cheap, never a scan of Redis. */
+  stats(): Record<string, number>;
   /** Releases connections and timers; the store answers nothing afterwards. */
   close(): Promise<void>;
 }

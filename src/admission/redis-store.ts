@@ -223,6 +223,12 @@ export class RedisStore implements RateLimitStore {
     }
   }
 
+  /** Whether Redis answers; while it does not, the counts of the local fallback (onStoreError local). */
+  stats(): Record<string, number> {
+    const fallback = this.#fallback?.stats() ?? {};
+    return { redisConnected: this.#client.isReady ? 1 : 0, ...Object.fromEntries(Object.entries(fallback).map(([k, v]) => [`fallback_${k}`, v])) };
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;

@@ -67,6 +67,11 @@ export class GuardServer {
     return this.draining;
   }
 
+  /** Bucket and ban counts of the rate-limit store, for the status page. */
+  limiterStats(): Record<string, number> {
+    return this.store?.stats() ?? {};
+  }
+
   get inFlightRequests(): number {
     return this.inFlight.size;
   }

@@ -4,8 +4,11 @@
 
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type GuardProcess, startGuardProcess } from '../helpers/guard-process.ts';
+import { type GuardCli, startGuardCli } from '../helpers/guard-cli.ts';
 import { buildMultipart } from '../helpers/multipart-builder.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
 import { type RecordingUpstream, startRecordingUpstream } from '../helpers/recording-upstream.ts';
@@ -25,6 +28,16 @@ routes:
 policies:
   images: { allow: [png], rateLimit: { rate: 1/hour, burst: 10 } }
 `;
+}
+
+const configDir = mkdtempSync(join(tmpdir(), 'shared-rate-limit-'));
+after(() => rmSync(configDir, { recursive: true, force: true }));
+
+/** One replica: `node dist/cli.js serve` with its own config file. */
+function startReplica(name: string, yaml: string): Promise<GuardCli> {
+  const path = join(configDir, `${name}.yaml`);
+  writeFileSync(path, yaml);
+  return startGuardCli({ args: ['serve', '--config', path] });
 }
 
 const form = buildMultipart([{ name: 'file', filename: 'a.png', contentType: 'image/png', data: pngBytes(256) }]);
@@ -47,18 +60,18 @@ describe('two replicas on one redis-server', { skip: REDIS_SERVER === null ? 're
   let redisPort: number;
   let redis: ChildProcess;
   let upstream: RecordingUpstream;
-  let replicaA: GuardProcess;
-  let replicaB: GuardProcess;
-  let allowing: GuardProcess;
+  let replicaA: GuardCli;
+  let replicaB: GuardCli;
+  let allowing: GuardCli;
 
   before(async () => {
     redisPort = await freePort();
     redis = await startRedis(redisPort);
     upstream = await startRecordingUpstream();
     [replicaA, replicaB, allowing] = await Promise.all([
-      startGuardProcess(guardYaml(upstream.url, redisPort, 'deny')),
-      startGuardProcess(guardYaml(upstream.url, redisPort, 'deny')),
-      startGuardProcess(guardYaml(upstream.url, redisPort, 'allow')),
+      startReplica('a', guardYaml(upstream.url, redisPort, 'deny')),
+      startReplica('b', guardYaml(upstream.url, redisPort, 'deny')),
+      startReplica('allowing', guardYaml(upstream.url, redisPort, 'allow')),
     ]);
   });
 

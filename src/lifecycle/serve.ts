@@ -1,0 +1,68 @@
+// `upload-guard serve`: the guard, its admin listener, and what the process does on signals.
+// - SIGTERM/SIGINT: drain. /readyz fails at once, the listener stops accepting, uploads in flight
+//   get drainTimeout to finish, then exit 0. A second signal exits at once (exit 1).
+// - SIGHUP, or a change of the config file: reload (config-reloader.ts). An invalid config is
+//   refused and the running one keeps serving; the result is logged and counted.
+
+import type { CompiledConfig } from '../config/types.js';
+import { logEvent } from '../observe/log.js';
+import { GuardMetrics } from '../observe/metrics.js';
+import { StatusBoard } from '../observe/status-board.js';
+import { AdminServer } from '../server/admin-server.js';
+import { GuardServer } from '../server/guard-server.js';
+import { ConfigReloader } from './config-reloader.js';
+
+export async function serveWithLifecycle(config: CompiledConfig, configPath: string): Promise<void> {
+  const metrics = new GuardMetrics({ routes: config.routes.map((r) => r.name) });
+  const board = new StatusBoard();
+  const guard = new GuardServer(config, { observers: [metrics, board] });
+  const address = await guard.listen();
+  logEvent('listening', { listen: `${address.host}:${address.port}`, upstream: config.upstream.url.origin });
+  let admin: AdminServer | null = null;
+  if (config.admin !== null) {
+    admin = new AdminServer(config, { metrics, board, limiterStats: () => guard.limiterStats() });
+    const bound = await admin.listen();
+    logEvent('admin listening', { listen: `${bound.host}:${bound.port}`, endpoints: ['/metrics', '/healthz', '/readyz', '/'] });
+  }
+
+  let current = config;
+  const reloader = new ConfigReloader(
+    configPath,
+    async (next) => {
+      if (next.listen.host !== current.listen.host || next.listen.port !== current.listen.port) {
+        logEvent('config reload: listen changes need a restart; keeping the current listener', { listen: current.listen });
+      }
+      await guard.applyConfig(next);
+      admin?.setConfig(next);
+      current = next;
+    },
+    (outcome, trigger) => {
+      metrics.configReloaded(outcome.result);
+      if (outcome.result === 'success') logEvent('config reloaded', { trigger, source: configPath });
+      else logEvent('config reload refused, keeping the running config', { trigger, errors: outcome.errors });
+    },
+  );
+  reloader.watchFile();
+  process.on('SIGHUP', () => void reloader.reload('SIGHUP'));
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logEvent('second signal: exiting without waiting', { signal, inFlight: guard.inFlightRequests });
+      process.exit(1);
+    }
+    stopping = true;
+    reloader.close();
+    admin?.setDraining(true);
+    logEvent('draining', { signal, inFlight: guard.inFlightRequests, drainTimeoutMs: current.drainTimeoutMs });
+    void guard
+      .drain()
+      .then(async (finished) => {
+        logEvent(finished ? 'drained' : 'drain timed out; closed the remaining connections', { signal });
+        await admin?.close();
+        process.exit(0);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
