@@ -14,6 +14,8 @@ export const ERROR_TABLE = {
   MALFORMED_REQUEST: { status: 400, message: 'Malformed request' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Upload routes accept multipart/form-data only' },
   REQUEST_TIMEOUT: { status: 408, message: 'Request body too slow' },
+  // not in SPEC's table (an addition): the head exceeds headerLimits
+  HEADERS_TOO_LARGE: { status: 431, message: 'Request header fields too large' },
   STORAGE_FULL: { status: 507, message: 'Upload storage is full' },
   UPSTREAM_UNAVAILABLE: { status: 502, message: 'Upstream unavailable' },
   UPSTREAM_TIMEOUT: { status: 504, message: 'Upstream timed out' },

@@ -19,6 +19,9 @@ export const DEFAULTS = {
   upstreamTimeout: '60s',
   headersTimeout: '10s',
   bodyIdleTimeout: '30s',
+  requestTimeout: '15m',
+  maxHeaderSize: '16KiB',
+  maxHeaderCount: 100,
   trustProxy: ['127.0.0.1/32', '::1/128'],
   apiKeyHeader: 'X-API-KEY',
   rateLimitStore: 'memory',
@@ -244,9 +247,26 @@ export const configSchema = z
       .strictObject({
         headers: duration().prefault(DEFAULTS.headersTimeout),
         bodyIdle: duration().prefault(DEFAULTS.bodyIdleTimeout),
+        request: duration()
+          .prefault(DEFAULTS.requestTimeout)
+          .meta({ description: 'whole request, head and body: a client trickling bytes just inside bodyIdle is still cut off (0: off)' }),
       })
       .prefault({})
       .meta({ description: 'client side; exceeded -> 408 REQUEST_TIMEOUT' }),
+    headerLimits: z
+      .strictObject({
+        maxSize: size()
+          .prefault(DEFAULTS.maxHeaderSize)
+          .meta({ description: 'request line plus headers, bytes; over it -> 431 HEADERS_TOO_LARGE (takes effect at restart)' }),
+        maxCount: z
+          .number()
+          .int()
+          .positive()
+          .default(DEFAULTS.maxHeaderCount)
+          .meta({ description: 'header fields per request; over it -> 431 HEADERS_TOO_LARGE' }),
+      })
+      .prefault({})
+      .meta({ description: 'limits on the request head, checked before anything else' }),
     trustProxy: z
       .array(cidr)
       .default([...DEFAULTS.trustProxy])

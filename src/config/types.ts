@@ -77,6 +77,14 @@ export interface CompiledConfig {
   timeouts: {
     headersMs: number;
     bodyIdleMs: number;
+    /** whole request (head and body); 0: no limit */
+    requestMs: number;
+  };
+  headerLimits: {
+    /** bytes of request line and headers */
+    maxSize: number;
+    /** header fields */
+    maxCount: number;
   };
   /** SIGTERM: longest wait for in-flight requests before exiting */
   drainTimeoutMs: number;

@@ -11,7 +11,7 @@ import { clientIp, rateLimitKey } from '../admission/client-ip.js';
 import type { RateLimitStore } from '../admission/rate-limit-store.js';
 import { StorageWatch } from '../admission/storage-watch.js';
 import { createRateLimitStore } from '../admission/store-factory.js';
-import { GuardError } from '../errors.js';
+import { ERROR_TABLE, GuardError } from '../errors.js';
 import { type BodySink, SpoolSink, StreamSink } from '../forward/body-sink.js';
 import { DiscardSink } from '../forward/discard-sink.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../forward/hop-by-hop.js';
@@ -22,8 +22,9 @@ import type { RequestObserver } from '../observe/request-observer.js';
 import { CanonicalEncoder } from '../upload/canonical-encoder.js';
 import { admitBodyHeaders, authenticateHead } from '../upload/header-admission.js';
 import { filterMultipart } from '../upload/multipart-filter.js';
+import { answerClientError } from './client-errors.js';
 import { normalizeTarget } from './normalize-target.js';
-import { sendRejection } from './reject.js';
+import { isClosing, sendRejection } from './reject.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -57,7 +58,16 @@ export class GuardServer {
     this.storage = this.storageWatchFor(config);
     this.upstream = new Upstream(config.upstream.url, config.upstream.timeoutMs);
     this.passthrough = this.passthroughFor(config);
-    this.server = createServer({ headersTimeout: config.timeouts.headersMs, requestTimeout: 0 });
+    this.server = createServer({
+      headersTimeout: config.timeouts.headersMs,
+      requestTimeout: config.timeouts.requestMs,
+      maxHeaderSize: config.headerLimits.maxSize,
+      // how often Node checks the headers and request timeouts (default 30 s: far too coarse)
+      connectionsCheckingInterval: 1000,
+    });
+    // One more than allowed, so an over-limit head is seen (Node drops the rest silently).
+    this.server.maxHeadersCount = config.headerLimits.maxCount + 1;
+    this.server.on('clientError', (err: Error & { code?: string }, socket: Socket) => this.clientError(err, socket));
     this.server.on('request', (req, res) => void this.handle(req, res, false));
     this.server.on('checkContinue', (req, res) => void this.handle(req, res, true));
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.upgrade(req, socket, head));
@@ -100,6 +110,8 @@ export class GuardServer {
     const previous = this.config;
     this.config = next;
     this.server.headersTimeout = next.timeouts.headersMs;
+    this.server.requestTimeout = next.timeouts.requestMs;
+    this.server.maxHeadersCount = next.headerLimits.maxCount + 1;
     if (next.upstream.url.href !== previous.upstream.url.href || next.upstream.timeoutMs !== previous.upstream.timeoutMs) {
       const [oldUpstream, oldPassthrough] = [this.upstream, this.passthrough];
       this.upstream = new Upstream(next.upstream.url, next.upstream.timeoutMs);
@@ -167,6 +179,15 @@ export class GuardServer {
     });
   }
 
+  private clientError(err: Error & { code?: string }, socket: Socket): void {
+    const code = answerClientError(err, socket);
+    if (code === null) return;
+    const ip = clientIp(socket.remoteAddress ?? '', undefined, () => false);
+    const line: RequestLogLine = { id: '', route: null, ip, method: '', path: '', outcome: 'rejected', status: ERROR_TABLE[code].status, code, bytes: 0, ms: 0 };
+    logRequest(line);
+    for (const observer of this.observers) observer.finished(line);
+  }
+
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     try {
       req.url = normalizeTarget(req.url ?? '', req.method).forwardTarget;
@@ -178,6 +199,11 @@ export class GuardServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
+    // pipelined behind a request already refused with Connection: close: part of what is discarded
+    if (isClosing(req.socket)) {
+      req.resume();
+      return;
+    }
     const started = performance.now();
     const id = requestIdOf(req);
     const ip = clientIp(req.socket.remoteAddress ?? '', req.headers['x-forwarded-for'], this.config.isTrustedProxy);
@@ -202,6 +228,7 @@ export class GuardServer {
     });
     let route: CompiledRoute | undefined;
     try {
+      if (req.rawHeaders.length / 2 > this.config.headerLimits.maxCount) throw new GuardError('HEADERS_TOO_LARGE', 'Too many header fields');
       const target = normalizeTarget(req.url ?? '', req.method);
       log.path = target.path;
       route = this.config.routes.find((r) => r.matchesPath(target.matchPath) && r.methods.has(req.method ?? ''));

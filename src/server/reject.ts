@@ -30,8 +30,19 @@ export function sendRejection(req: IncomingMessage, res: ServerResponse, err: Gu
   res.end(body);
 }
 
+/**
+ * Sockets answered with Connection: close. Node's parser keeps reading while the answer goes out
+ * and emits requests pipelined behind the refused one; those must be dropped, never handled.
+ */
+const closingSockets = new WeakSet<Socket>();
+
+export function isClosing(socket: Socket): boolean {
+  return closingSockets.has(socket);
+}
+
 /** Replaces Node's "destroy right after the response" with a bounded lingering close. */
 function lingerAfterResponse(socket: Socket): void {
+  closingSockets.add(socket);
   const patched = socket as Socket & { destroySoon: () => void };
   patched.destroySoon = () => {
     socket.end();

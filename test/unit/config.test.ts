@@ -57,7 +57,9 @@ describe('shipped configs', () => {
     assert.equal(config.apiKeyHeader, 'x-api-key');
     assert.deepEqual(config.rateLimitStore, { kind: 'memory' });
     assert.deepEqual(config.storage, { path: '/uploads', minFree: 2 ** 30 });
-    assert.deepEqual(config.timeouts, { headersMs: 10_000, bodyIdleMs: 30_000 });
+    assert.deepEqual(config.timeouts, { headersMs: 10_000, bodyIdleMs: 30_000, requestMs: 900_000 });
+    assert.deepEqual(config.headerLimits, { maxSize: 16 * 1024, maxCount: 100 });
+    assert.equal(config.drainTimeoutMs, 30_000);
     assert.ok(config.isTrustedProxy('10.1.2.3'));
     const images = config.routes[0]?.policy;
     assert.ok(images);
@@ -93,7 +95,7 @@ describe('defaults', () => {
     assert.deepEqual(config.admin, { host: '127.0.0.1', port: 9090 });
     assert.equal(config.upstream.url.origin, 'http://127.0.0.1:5000');
     assert.equal(config.upstream.timeoutMs, 60_000);
-    assert.deepEqual(config.timeouts, { headersMs: 10_000, bodyIdleMs: 30_000 });
+    assert.deepEqual(config.timeouts, { headersMs: 10_000, bodyIdleMs: 30_000, requestMs: 900_000 });
     assert.ok(config.isTrustedProxy('127.0.0.1'));
     assert.ok(config.isTrustedProxy('::1'));
     assert.ok(!config.isTrustedProxy('10.0.0.1'));
@@ -188,7 +190,7 @@ describe('error reporting', () => {
 
   it('lists the known keys when an unknown key is nothing like them', () => {
     assert.deepEqual(expectErrors(load(yaml('timeouts:', '  zzzzzzzz: 1s'))), [
-      'test.yaml:2: timeouts.zzzzzzzz: unknown key (known keys: headers, bodyIdle)',
+      'test.yaml:2: timeouts.zzzzzzzz: unknown key (known keys: headers, bodyIdle, request)',
     ]);
   });
 
