@@ -3,7 +3,8 @@
 // starts with the first validated byte and is aborted on a violation.
 
 import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
+import { GuardError } from '../errors.js';
 import { Spool } from './spool.js';
 import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.js';
 
@@ -66,9 +67,13 @@ export class StreamSink implements BodySink {
     if (this.failure !== null) throw this.failure;
     const body = this.start();
     this.length += chunk.length;
+    if (body.destroyed) throw await this.upstreamError();
     if (!body.write(chunk)) {
-      await Promise.race([once(body, 'drain'), once(body, 'close')]);
-      if (this.failure !== null) throw this.failure;
+      // undici destroys the body with its own error when the request fails, which can reach
+      // us before the response promise's rejection does: wait for either, then report the
+      // upstream's failure (a SPEC code), not the raw stream error.
+      await Promise.race([once(body, 'drain'), once(body, 'close')]).catch(() => undefined);
+      if (this.failure !== null || body.destroyed) throw await this.upstreamError();
     }
   }
 
@@ -89,11 +94,32 @@ export class StreamSink implements BodySink {
     const body = new PassThrough({ highWaterMark: 64 * 1024 });
     this.body = body;
     const headers = { ...this.head.headers };
-    this.response = this.upstream.send({ ...this.head, headers, body, signal: this.controller.signal });
+    this.response = this.upstream.send({ ...this.head, headers, body: unmeasured(body), signal: this.controller.signal });
     this.response.catch((err: unknown) => {
       this.failure = err;
       body.destroy();
     });
     return body;
   }
+
+  /** Why the upstream request failed, once the body stream died. */
+  private async upstreamError(): Promise<unknown> {
+    if (this.failure !== null) return this.failure;
+    try {
+      await this.response;
+    } catch (err) {
+      return err;
+    }
+    return new GuardError('UPSTREAM_UNAVAILABLE');
+  }
+}
+
+/**
+ * The body as an async iterable. Given a stream, undici measures it and sends a Content-Length
+ * instead of chunked when the stream has already ended with all its bytes buffered, which is
+ * what a tiny body looks like by the time the connection is ready. An async iterable has no
+ * length, so stream mode always forwards chunked as SPEC says.
+ */
+async function* unmeasured(body: Readable): AsyncGenerator<Buffer> {
+  for await (const chunk of body) yield chunk as Buffer;
 }

@@ -66,6 +66,11 @@ export class Spool {
     const path = join(this.dir, `spool-${randomBytes(12).toString('hex')}`);
     const file = await open(path, 'wx+', 0o600);
     await unlink(path);
+    // released (client gone, request refused) while the file was being opened: nobody else will close it
+    if (this.released) {
+      await file.close();
+      throw new Error('spool already released');
+    }
     this.file = file;
     let position = 0;
     for (const chunk of this.chunks) {

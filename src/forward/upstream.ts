@@ -9,7 +9,8 @@ export interface UpstreamRequest {
   method: string;
   path: string;
   headers: Record<string, string | string[]>;
-  body: Readable;
+  /** A stream, or an async iterable when the body must go chunked whatever its length. */
+  body: Readable | AsyncIterable<Buffer>;
   signal?: AbortSignal;
 }
 
@@ -40,7 +41,8 @@ export class Upstream {
         method: request.method as 'POST',
         path: request.path,
         headers: request.headers,
-        body: request.body,
+        // undici takes async iterables too (docs/api/Dispatcher.md); its types lag behind
+        body: request.body as Readable,
         signal: request.signal,
       });
       return { statusCode: response.statusCode, headers: response.headers, body: response.body };
