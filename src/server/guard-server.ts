@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import type { CompiledConfig, CompiledPolicy, CompiledRoute } from '../config/types.js';
 import { AdmissionGate, type Client, RateLimitedError } from '../admission/admission-gate.js';
-import { clientIp, rateLimitKey } from '../admission/client-ip.js';
+import { clientIp, normaliseAddress, rateLimitKey } from '../admission/client-ip.js';
 import type { RateLimitStore } from '../admission/rate-limit-store.js';
 import { StorageWatch } from '../admission/storage-watch.js';
 import { createRateLimitStore } from '../admission/store-factory.js';
@@ -279,7 +279,7 @@ export class GuardServer {
     const headers = upstreamRequestHeaders(req.rawHeaders, this.config.stripApiKey ? apiKeyHeaders(req, this.config.apiKeyHeader) : new Set());
     headers['content-type'] = encoder.contentType;
     headers['x-forwarded-for'] = forwardedFor(req, this.config.isTrustedProxy);
-    headers['x-forwarded-proto'] = 'http';
+    headers['x-forwarded-proto'] = forwardedProto(req, this.config.isTrustedProxy);
     headers['x-request-id'] = id;
     if (req.headers.host !== undefined) headers.host = req.headers.host;
     const head = { method: req.method ?? 'POST', path: req.url ?? '/', headers };
@@ -355,9 +355,16 @@ function requestIdOf(req: IncomingMessage): string {
 /** The chain the upstream sees: a trusted proxy's X-Forwarded-For plus the peer; otherwise the peer alone. */
 function forwardedFor(req: IncomingMessage, isTrusted: (ip: string) => boolean): string {
   const prior = req.headers['x-forwarded-for'];
-  const peer = req.socket.remoteAddress ?? '';
+  const peer = normaliseAddress(req.socket.remoteAddress ?? '') ?? '';
   if (!prior || !isTrusted(peer)) return peer;
   return `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}`;
+}
+
+/** https when a trusted proxy (e.g. nginx terminating TLS) says so; otherwise what this hop is: http. */
+function forwardedProto(req: IncomingMessage, isTrusted: (ip: string) => boolean): string {
+  const given = req.headers['x-forwarded-proto'];
+  const peer = normaliseAddress(req.socket.remoteAddress ?? '') ?? '';
+  return isTrusted(peer) && (given === 'https' || given === 'http') ? given : 'http';
 }
 
 /** Headers that carry the guard's API key, removed before forwarding when stripApiKey is set. */

@@ -122,6 +122,21 @@ describe('per-IP request bucket', () => {
   });
 });
 
+describe('forwarded headers', () => {
+  test('X-Forwarded-Proto and -For are believed from a trusted proxy only', async () => {
+    upstream.clear();
+    const headers = { 'X-Forwarded-Proto': 'https', 'X-Forwarded-For': '192.0.2.40' };
+    const { head, body } = uploadRequest({ path: '/banned', headers });
+    assert.equal((await rawRequest(port, Buffer.concat([head, body]))).status, 200);
+    assert.equal((await rawRequest(port, Buffer.concat([head, body]), { localAddress: '127.0.0.2' })).status, 200);
+    const [trusted, untrusted] = await upstream.waitForRequests(2);
+    assert.equal(trusted!.headers['x-forwarded-proto'], 'https');
+    assert.equal(trusted!.headers['x-forwarded-for'], '192.0.2.40, 127.0.0.1');
+    assert.equal(untrusted!.headers['x-forwarded-proto'], 'http');
+    assert.equal(untrusted!.headers['x-forwarded-for'], '127.0.0.2');
+  });
+});
+
 describe('API keys', () => {
   test('a missing or wrong key is 401; the key never reaches the upstream (stripApiKey)', async () => {
     assert.equal(codeOf(await upload({ path: '/keyed', headers: { 'X-Forwarded-For': '192.0.2.50' } })), 'UNAUTHORIZED');
