@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,6 +15,7 @@ import { buildMultipart } from '../helpers/multipart-builder.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
 import { type RecordingUpstream, startRecordingUpstream } from '../helpers/recording-upstream.ts';
 import { gifBytes, pngBytes } from '../helpers/samples.ts';
+import { connectionRefused } from '../helpers/net.ts';
 
 let upstream: RecordingUpstream;
 let dir: string;
@@ -65,17 +65,6 @@ async function reloadsCounted(adminPort: number): Promise<Record<string, number>
   return counts;
 }
 
-function refused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-  });
-}
-
 const gif = Buffer.concat([gifBytes(), Buffer.alloc(100)]);
 
 describe('reload', () => {
@@ -112,7 +101,7 @@ describe('drain', () => {
     await guard.waitForLog((l) => l.msg === 'draining');
     const ready = await fetch(`http://127.0.0.1:${guard.adminPort}/readyz`);
     assert.equal(ready.status, 503);
-    assert.equal(await refused(guard.port), true);
+    assert.equal(await connectionRefused(guard.port), true);
     const response = await inFlight;
     assert.equal(response.status, 200);
     const [code] = await exited;

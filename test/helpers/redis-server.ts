@@ -5,7 +5,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
+export { freePort } from './net.ts';
 
 export const REDIS_SERVER = findRedisServer();
 if (REDIS_SERVER === null && process.env.CI) throw new Error('redis-server not found, and CI is set: install redis-server to run this test');
@@ -17,16 +18,6 @@ function findRedisServer(): string | null {
   const found = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
   const path = found.stdout.trim();
   return found.status === 0 && path !== '' ? path : null;
-}
-
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  server.close();
-  await once(server, 'close');
-  return port;
 }
 
 export async function canConnect(port: number): Promise<boolean> {

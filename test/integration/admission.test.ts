@@ -5,8 +5,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { loadConfigText } from '../../src/config/load.ts';
-import { GuardServer } from '../../src/server/guard-server.ts';
+import type { GuardServer } from '../../src/server/guard-server.ts';
+import { startGuard } from '../helpers/guard-in-process.ts';
 import { buildMultipart } from '../helpers/multipart-builder.ts';
 import { rawRequest, type RawResponse } from '../helpers/raw-http.ts';
 import { type RecordingUpstream, startRecordingUpstream } from '../helpers/recording-upstream.ts';
@@ -19,7 +19,7 @@ let port: number;
 // Rates of 1/hour: nothing refills during a test, so every count below is exact.
 before(async () => {
   upstream = await startRecordingUpstream();
-  const loaded = loadConfigText(`
+  ({ guard, port } = await startGuard(`
 listen: 127.0.0.1:0
 admin: false
 upstream: { url: "${upstream.url}" }
@@ -40,10 +40,7 @@ policies:
   bytes: { allow: [png], uploadRate: { rate: 1KiB/hour, burst: 600KiB }, mode: spool }
   banned: { allow: [png], ban: { after: 2, within: 1m, for: 10m } }
   streamed: { allow: [png], uploadRate: { rate: 1KiB/hour, burst: 600KiB }, mode: stream }
-`);
-  assert.ok('config' in loaded, JSON.stringify(loaded));
-  guard = new GuardServer(loaded.config);
-  port = (await guard.listen()).port;
+`));
 });
 
 after(async () => {

@@ -3,7 +3,6 @@
 // changes what new requests get while a request in flight keeps the policy it started with.
 
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { loadConfigText } from '../../src/config/load.ts';
 import type { CompiledConfig } from '../../src/config/types.ts';
@@ -12,6 +11,7 @@ import { buildMultipart } from '../helpers/multipart-builder.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
 import { type RecordingUpstream, startRecordingUpstream } from '../helpers/recording-upstream.ts';
 import { gifBytes, pngBytes } from '../helpers/samples.ts';
+import { connectionRefused } from '../helpers/net.ts';
 
 let upstream: RecordingUpstream;
 before(async () => {
@@ -40,17 +40,6 @@ function uploadPieces(filename: string, data: Buffer): [Buffer, Buffer] {
   const whole = Buffer.concat([head, form.body]);
   const cut = head.length + 2000;
   return [whole.subarray(0, cut), whole.subarray(cut)];
-}
-
-function connectionRefused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code === 'ECONNREFUSED'));
-  });
 }
 
 describe('drain', () => {

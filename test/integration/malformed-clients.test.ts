@@ -4,8 +4,8 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { loadConfigText } from '../../src/config/load.ts';
-import { GuardServer } from '../../src/server/guard-server.ts';
+import type { GuardServer } from '../../src/server/guard-server.ts';
+import { startGuard } from '../helpers/guard-in-process.ts';
 import { buildMultipart } from '../helpers/multipart-builder.ts';
 import { rawRequest, type RawResponse } from '../helpers/raw-http.ts';
 import { type RecordingUpstream, startRecordingUpstream } from '../helpers/recording-upstream.ts';
@@ -17,7 +17,7 @@ let port: number;
 
 before(async () => {
   upstream = await startRecordingUpstream();
-  const loaded = loadConfigText(`
+  ({ guard, port } = await startGuard(`
 listen: 127.0.0.1:0
 admin: false
 upstream: { url: "${upstream.url}" }
@@ -25,10 +25,7 @@ timeouts: { headers: 1s, bodyIdle: 1500ms, request: 3s }
 headerLimits: { maxSize: 8KiB, maxCount: 40 }
 routes: [{ name: upload, path: /upload, methods: [POST], policy: images }]
 policies: { images: { allow: [png] } }
-`);
-  assert.ok('config' in loaded, JSON.stringify(loaded));
-  guard = new GuardServer(loaded.config);
-  port = (await guard.listen()).port;
+`));
 });
 
 after(async () => {

@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { loadConfigText } from '../../src/config/load.ts';
 import type { FinishedRequest, RequestObserver } from '../../src/observe/request-observer.ts';
-import { GuardServer } from '../../src/server/guard-server.ts';
+import type { GuardServer } from '../../src/server/guard-server.ts';
+import { startGuard } from '../helpers/guard-in-process.ts';
 import { buildMultipart } from '../helpers/multipart-builder.ts';
 import { rawRequest, type RawResponse } from '../helpers/raw-http.ts';
 import { type RecordingUpstream, startRecordingUpstream } from '../helpers/recording-upstream.ts';
@@ -43,7 +43,7 @@ const observer = new RecordingObserver();
 
 before(async () => {
   upstream = await startRecordingUpstream();
-  const loaded = loadConfigText(`
+  ({ guard, port } = await startGuard(`
 listen: 127.0.0.1:0
 admin: false
 upstream: { url: "${upstream.url}" }
@@ -52,10 +52,7 @@ routes:
   - { name: shadow, path: /shadow, methods: [POST], policy: shadow }
 policies:
   shadow: { allow: [png], reportOnly: true }
-`);
-  assert.ok('config' in loaded, JSON.stringify(loaded));
-  guard = new GuardServer(loaded.config, { observers: [observer] });
-  port = (await guard.listen()).port;
+`, { observers: [observer] }));
 });
 
 after(async () => {
@@ -117,17 +114,14 @@ describe('storage floor', () => {
   let fullPort: number;
   before(async () => {
     storageDir = mkdtempSync(join(tmpdir(), 'storage-watch-'));
-    const loaded = loadConfigText(`
+    ({ guard: fullGuard, port: fullPort } = await startGuard(`
 listen: 127.0.0.1:0
 admin: false
 upstream: { url: "${upstream.url}" }
 storage: { path: "${storageDir}", minFree: 1000000GiB }
 routes: [{ name: full, path: /full, methods: [POST], policy: images }]
 policies: { images: { allow: [png] } }
-`);
-    assert.ok('config' in loaded, JSON.stringify(loaded));
-    fullGuard = new GuardServer(loaded.config, { observers: [observer] });
-    fullPort = (await fullGuard.listen()).port;
+`, { observers: [observer] }));
   });
   after(async () => {
     await fullGuard.close();
