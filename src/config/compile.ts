@@ -2,7 +2,7 @@
 // built once here (route matchers, the trusted-proxy matcher, lower-cased header names), so no
 // request ever parses a config string.
 
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compileCidrList } from '../admission/cidr.js';
 import { compilePathPattern } from './path-pattern.js';
@@ -77,6 +77,7 @@ export function compileConfig(config: ValidatedConfig, context: CompileContext):
     upstream: { url: new URL(config.upstream.url), timeoutMs: config.upstream.timeout },
     timeouts: { headersMs: config.timeouts.headers, bodyIdleMs: config.timeouts.bodyIdle, requestMs: config.timeouts.request },
     headerLimits: { maxSize: config.headerLimits.maxSize, maxCount: config.headerLimits.maxCount },
+    workers: config.workers === 'auto' ? availableParallelism() : config.workers,
     drainTimeoutMs: config.drainTimeout,
     isTrustedProxy: compileCidrList(config.trustProxy),
     apiKeys: context.apiKeys,

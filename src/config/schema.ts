@@ -240,6 +240,13 @@ export const configSchema = z
         timeout: duration().prefault(DEFAULTS.upstreamTimeout).meta({ description: 'headers timeout and body idle timeout towards the upstream' }),
       })
       .prefault({}),
+    workers: z
+      .union([z.number().int().min(1).max(64), z.literal('auto')], { error: 'expected a number of processes (1-64) or "auto" (one per CPU)' })
+      .default(1)
+      .meta({
+        description:
+          'processes serving the public port (node:cluster); more than 1: rate-limit buckets stay exact through the primary (memory store) or Redis, and the admin listener runs in the primary',
+      }),
     drainTimeout: duration()
       .prefault(DEFAULTS.drainTimeout)
       .meta({ description: 'SIGTERM: how long in-flight requests may take to finish before the guard exits anyway' }),

@@ -86,6 +86,8 @@ export interface CompiledConfig {
     /** header fields */
     maxCount: number;
   };
+  /** processes serving the public port ("auto" already resolved to the CPU count) */
+  workers: number;
   /** SIGTERM: longest wait for in-flight requests before exiting */
   drainTimeoutMs: number;
   /** true when the peer address is a trusted proxy whose X-Forwarded-For is believed */

@@ -1,9 +1,13 @@
 // `upload-guard serve`: the guard, its admin listener, and what the process does on signals.
+// With `workers` > 1 the same runs split over processes: src/cluster/primary.ts and worker.ts.
 // - SIGTERM/SIGINT: drain. /readyz fails at once, the listener stops accepting, uploads in flight
 //   get drainTimeout to finish, then exit 0. A second signal exits at once (exit 1).
 // - SIGHUP, or a change of the config file: reload (config-reloader.ts). An invalid config is
 //   refused and the running one keeps serving; the result is logged and counted.
 
+import cluster from 'node:cluster';
+import { runPrimary } from '../cluster/primary.js';
+import { runWorker } from '../cluster/worker.js';
 import type { CompiledConfig } from '../config/types.js';
 import { logEvent } from '../observe/log.js';
 import { GuardMetrics } from '../observe/metrics.js';
@@ -13,6 +17,8 @@ import { GuardServer } from '../server/guard-server.js';
 import { ConfigReloader } from './config-reloader.js';
 
 export async function serveWithLifecycle(config: CompiledConfig, configPath: string): Promise<void> {
+  if (cluster.isWorker) return runWorker(config, configPath);
+  if (config.workers > 1) return runPrimary(config, configPath);
   const metrics = new GuardMetrics({ routes: config.routes.map((r) => r.name) });
   const board = new StatusBoard();
   const guard = new GuardServer(config, { observers: [metrics, board] });
