@@ -72,7 +72,11 @@ export class StreamSink implements BodySink {
       // undici destroys the body with its own error when the request fails, which can reach
       // us before the response promise's rejection does: wait for either, then report the
       // upstream's failure (a SPEC code), not the raw stream error.
-      await Promise.race([once(body, 'drain'), once(body, 'close')]).catch(() => undefined);
+      // Aborting afterwards removes the loser's listeners; left in place they pile up (one pair
+      // per backpressure wait: ~16,000 for 1 GiB) and their removal on close stalls the loop.
+      const waiting = new AbortController();
+      await Promise.race([once(body, 'drain', { signal: waiting.signal }), once(body, 'close', { signal: waiting.signal })]).catch(() => undefined);
+      waiting.abort();
       if (this.failure !== null || body.destroyed) throw await this.upstreamError();
     }
   }
