@@ -2,7 +2,6 @@
 // exact Content-Length once the whole request passed) or a live chunked upstream request that
 // starts with the first validated byte and is aborted on a violation.
 
-import { once } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import { GuardError } from '../errors.js';
 import { Spool } from './spool.js';
@@ -49,6 +48,26 @@ export class SpoolSink implements BodySink {
   }
 }
 
+/** How far the validated body may run ahead of the upstream socket in stream mode. */
+const STREAM_BUFFER_BYTES = 1024 * 1024;
+
+/**
+ * Resolves on 'drain' or 'close', whichever comes first, and removes both listeners. (events.once
+ * would leave the loser's listeners behind: one pair per backpressure wait, ~16,000 for 1 GiB,
+ * whose removal at close stalls the event loop; an AbortSignal costs a DOMException per wait.)
+ */
+function drainedOrClosed(body: PassThrough): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      body.off('drain', done);
+      body.off('close', done);
+      resolve();
+    };
+    body.on('drain', done);
+    body.on('close', done);
+  });
+}
+
 export class StreamSink implements BodySink {
   private readonly controller = new AbortController();
   private body: PassThrough | null = null;
@@ -72,11 +91,7 @@ export class StreamSink implements BodySink {
       // undici destroys the body with its own error when the request fails, which can reach
       // us before the response promise's rejection does: wait for either, then report the
       // upstream's failure (a SPEC code), not the raw stream error.
-      // Aborting afterwards removes the loser's listeners; left in place they pile up (one pair
-      // per backpressure wait: ~16,000 for 1 GiB) and their removal on close stalls the loop.
-      const waiting = new AbortController();
-      await Promise.race([once(body, 'drain', { signal: waiting.signal }), once(body, 'close', { signal: waiting.signal })]).catch(() => undefined);
-      waiting.abort();
+      await drainedOrClosed(body);
       if (this.failure !== null || body.destroyed) throw await this.upstreamError();
     }
   }
@@ -95,7 +110,9 @@ export class StreamSink implements BodySink {
   /** The upstream request begins only once there is something validated to send. */
   private start(): PassThrough {
     if (this.body !== null) return this.body;
-    const body = new PassThrough({ highWaterMark: 64 * 1024 });
+    // Room for a few socket-sized chunks: with a single chunk of room the parser and the upstream
+    // socket take turns (one chunk in flight) and half the time both sides sit idle.
+    const body = new PassThrough({ highWaterMark: STREAM_BUFFER_BYTES });
     this.body = body;
     const headers = { ...this.head.headers };
     this.response = this.upstream.send({ ...this.head, headers, body: unmeasured(body), signal: this.controller.signal });
@@ -125,5 +142,30 @@ export class StreamSink implements BodySink {
  * length, so stream mode always forwards chunked as SPEC says.
  */
 async function* unmeasured(body: Readable): AsyncGenerator<Buffer> {
-  for await (const chunk of body) yield chunk as Buffer;
+  // Everything buffered at once (read() with no size concatenates): fewer, larger chunked frames
+  // and writev calls than one per parser chunk, which is what stream mode's speed hangs on.
+  while (true) {
+    const buffered = body.read() as Buffer | null;
+    if (buffered !== null) {
+      yield buffered;
+      continue;
+    }
+    if (body.readableEnded) return;
+    if (body.destroyed) throw body.errored ?? new Error('body destroyed before its end');
+    await readableOrFinished(body);
+  }
+}
+
+function readableOrFinished(body: Readable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      body.off('readable', done);
+      body.off('end', done);
+      body.off('close', done);
+      resolve();
+    };
+    body.on('readable', done);
+    body.on('end', done);
+    body.on('close', done);
+  });
 }
