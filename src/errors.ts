@@ -26,6 +26,8 @@ export type ErrorCode = keyof typeof ERROR_TABLE;
 export interface GuardErrorDetails {
   field?: string;
   filename?: string;
+  /** which rule refused, when the message is fixed by SPEC (EXTENSION_NOT_ALLOWED: "Invalid file type") */
+  reason?: string;
 }
 
 /** A rejection decided by the guard; carries everything the JSON response needs. */
@@ -49,10 +51,12 @@ export function isGuardError(err: unknown): err is GuardError {
   return err instanceof GuardError;
 }
 
-/** The JSON body of SPEC.md: {"error", "code", "requestId"} plus field/filename where they apply. */
+/** The JSON body of SPEC.md: {"error", "code", "requestId"} plus field/filename where they apply,
+ *  and `reason` (an addition) when the error text alone does not say which rule refused. */
 export function rejectionBody(err: GuardError, requestId: string): string {
   const body: Record<string, string> = { error: err.message, code: err.code, requestId };
   if (err.details.field !== undefined) body.field = err.details.field;
   if (err.details.filename !== undefined) body.filename = err.details.filename;
+  if (err.details.reason !== undefined) body.reason = err.details.reason;
   return JSON.stringify(body);
 }

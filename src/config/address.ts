@@ -1,7 +1,8 @@
-// Listen addresses: "host:port", "[ipv6]:port", or a bare port (all interfaces).
+// Listen addresses: "host:port", "[ipv6]:port", or a bare port (all interfaces). Also clamd's
+// address (policy scan.clamd): "tcp://host:port" or "unix:/path".
 
 import { isIP } from 'node:net';
-import type { HostPort } from './types.js';
+import type { ClamdAddress, HostPort } from './types.js';
 
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/;
 
@@ -30,4 +31,30 @@ export function parseHostPort(input: string | number): HostPort {
     throw new Error(`invalid listen address "${input}": "${host}" is not a host name or IP address`);
   }
   return { host: host === '' ? '0.0.0.0' : host, port: parsePort(input.slice(colon + 1), input) };
+}
+
+/** clamd's port when tcp:// names none (clamd.conf's usual TCPSocket). */
+export const CLAMD_DEFAULT_PORT = 3310;
+
+/**
+ * clamd's address: "tcp://host[:port]" (default port 3310; IPv6 as "tcp://[::1]:3310") or
+ * "unix:/absolute/path" ("unix:///path" too). Throws an Error with a user-facing message.
+ */
+export function parseClamdAddress(input: string): ClamdAddress {
+  const expected = 'expected "tcp://host:3310" or "unix:/path/to/clamd.sock"';
+  if (input.startsWith('unix:')) {
+    const path = input.slice('unix:'.length).replace(/^\/\/(?=\/)/, '');
+    if (!path.startsWith('/') || path.includes('\0')) throw new Error(`invalid clamd address "${input}": a unix socket needs an absolute path, ${expected}`);
+    return { kind: 'unix', path };
+  }
+  if (!input.startsWith('tcp://') || !URL.canParse(input)) throw new Error(`invalid clamd address "${input}": ${expected}`);
+  const url = new URL(input);
+  if ((url.pathname !== '' && url.pathname !== '/') || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    throw new Error(`invalid clamd address "${input}": only a host and a port, ${expected}`);
+  }
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(host) === 0 && !HOSTNAME.test(host)) throw new Error(`invalid clamd address "${input}": "${host}" is not a host name or IP address`);
+  const port = url.port === '' ? CLAMD_DEFAULT_PORT : Number(url.port);
+  if (!(port >= 1 && port <= 65535)) throw new Error(`invalid clamd address "${input}": port must be 1-65535`);
+  return { kind: 'tcp', host, port };
 }

@@ -5,6 +5,7 @@
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compileCidrList } from '../admission/cidr.js';
+import { DEFAULT_EXECUTABLE_EXTENSIONS } from '../upload/filename-rules.js';
 import { compilePathPattern } from './path-pattern.js';
 import type { ValidatedConfig, ValidatedPolicy } from './schema.js';
 import type { ApiKeyEntry, CompiledConfig, CompiledPolicy, CompiledRoute, TokenBucketParams } from './types.js';
@@ -43,11 +44,29 @@ export function compilePolicy(name: string, policy: ValidatedPolicy): CompiledPo
     ...(policy.keyRateLimit === undefined ? {} : { keyRateLimit: requestBucket(policy.keyRateLimit) }),
     uploadRate,
     filenames: policy.filenames,
+    filenameRules: {
+      controlCharacters: policy.filenameRules.controlCharacters,
+      doubleExtensions: policy.filenameRules.doubleExtensions,
+      trailingDotsAndSpaces: policy.filenameRules.trailingDotsAndSpaces,
+      windowsReservedNames: policy.filenameRules.windowsReservedNames,
+      maxLength: policy.filenameRules.maxLength,
+      executableExtensions: new Set(policy.filenameRules.executableExtensions ?? DEFAULT_EXECUTABLE_EXTENSIONS),
+    },
     mode: policy.mode,
     spoolDir: policy.spoolDir ?? DEFAULT_SPOOL_DIR,
     spoolMemoryThreshold: policy.spoolMemoryThreshold,
     reportOnly: policy.reportOnly,
     ban: policy.ban === undefined ? null : { after: policy.ban.after, withinMs: policy.ban.within, forMs: policy.ban.for },
+    ...(policy.scan === undefined
+      ? {}
+      : {
+          scan: {
+            clamd: policy.scan.clamd,
+            timeoutMs: policy.scan.timeout,
+            onScannerError: policy.scan.onScannerError,
+            maxScanSize: policy.scan.maxScanSize ?? null,
+          },
+        }),
   };
 }
 

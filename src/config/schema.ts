@@ -6,7 +6,7 @@
 
 import { z } from 'zod';
 import { parseCidr } from '../admission/cidr.js';
-import { parseHostPort } from './address.js';
+import { parseClamdAddress, parseHostPort } from './address.js';
 import { routePatternProblem } from './path-pattern.js';
 import { parseDuration, parseRate, parseSize } from './units.js';
 import type { RateKind } from './units.js';
@@ -41,6 +41,8 @@ export const DEFAULTS = {
   banFor: '15m',
   storageMinFree: '1GiB',
   drainTimeout: '30s',
+  scanTimeout: '30s',
+  onScannerError: 'reject',
 } as const;
 
 // ---- building blocks -------------------------------------------------------------------------
@@ -187,6 +189,38 @@ export const policySchema = z.strictObject({
     .optional()
     .meta({ description: 'per client IP byte bucket' }),
   filenames: z.enum(['secure', 'uuid', 'keep']).default('secure'),
+  filenameRules: z
+    .strictObject({
+      controlCharacters: z
+        .enum(['reject', 'allow'])
+        .default('reject')
+        .meta({ description: 'NUL, C0/C1 control and bidi characters (U+202E "gnp.php") in a filename -> MALFORMED_MULTIPART' }),
+      doubleExtensions: z
+        .enum(['reject', 'strip', 'allow'])
+        .default('reject')
+        .meta({ description: 'an executable extension before the final one (shell.php.jpg, x.asp;.jpg, x.jsp%00.png): reject, or strip it' }),
+      trailingDotsAndSpaces: z
+        .enum(['reject', 'strip', 'allow'])
+        .default('reject')
+        .meta({ description: 'dots or spaces at the end of a filename ("photo.jpg. ", Windows drops them): reject, or strip them' }),
+      windowsReservedNames: z
+        .enum(['reject', 'prefix', 'allow'])
+        .default('reject')
+        .meta({ description: 'CON, PRN, AUX, NUL, COM0-9, LPT0-9, CONIN$, CONOUT$, CLOCK$ before the first dot: reject, or prefix "_"' }),
+      maxLength: z
+        .number()
+        .int()
+        .min(16)
+        .max(4096)
+        .default(255)
+        .meta({ description: 'longest forwarded filename in UTF-8 bytes (Linux NAME_MAX is 255)' }),
+      executableExtensions: z
+        .array(extension)
+        .optional()
+        .meta({ description: 'extensions that doubleExtensions looks for before the final one; default: the built-in list (docs/content-inspection.md)' }),
+    })
+    .prefault({})
+    .meta({ description: 'dangerous-name rules beyond secure_filename; secure and keep modes get all, uuid only controlCharacters and maxLength' }),
   mode: z.enum(['spool', 'stream']).default('spool'),
   spoolDir: z.string().min(1).optional().meta({ description: 'default: <os tmpdir>/upload-guard' }),
   spoolMemoryThreshold: size().prefault(DEFAULTS.spoolMemoryThreshold).meta({
@@ -201,6 +235,36 @@ export const policySchema = z.strictObject({
     })
     .optional()
     .meta({ description: 'rejections from one IP that earn it a ban' }),
+  scan: z
+    .strictObject({
+      clamd: z
+        .string()
+        .transform((text, ctx) => {
+          try {
+            return parseClamdAddress(text);
+          } catch (err) {
+            ctx.addIssue({ code: 'custom', message: (err as Error).message });
+            return z.NEVER;
+          }
+        })
+        .meta({ description: 'where clamd listens: "tcp://host:3310" or "unix:/run/clamav/clamd.ctl"' }),
+      timeout: duration()
+        .prefault(DEFAULTS.scanTimeout)
+        .meta({ description: 'longest wait for clamd: to connect, to take the next bytes, to answer once a file ended' }),
+      onScannerError: z
+        .enum(['reject', 'allow'])
+        .default(DEFAULTS.onScannerError)
+        .meta({
+          description:
+            'a file that could not be scanned (clamd down, too slow, failing, or the file over maxScanSize / StreamMaxLength): ' +
+            'reject (fail closed: 502/504, 413 for size) or allow (forward it unscanned, logged)',
+        }),
+      maxScanSize: size()
+        .optional()
+        .meta({ description: "files over this size are not sent to clamd and count as unscannable; keep it at most clamd's StreamMaxLength" }),
+    })
+    .optional()
+    .meta({ description: 'scan every file with clamd (INSTREAM) while it streams; infected -> 400 CONTENT_MISMATCH "Malware detected: <signature>"' }),
 });
 
 export const routeSchema = z.strictObject({

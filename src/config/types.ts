@@ -1,6 +1,8 @@
 // The compiled configuration: what the hot path reads. Everything here is a plain value or a
 // closure built once at load/reload time (ARCHITECTURE idea 5): no strings to parse per request.
 
+import type { FilenameRules } from '../upload/filename-rules.js';
+
 export type FilenameMode = 'secure' | 'uuid' | 'keep';
 export type ForwardMode = 'spool' | 'stream';
 
@@ -22,6 +24,20 @@ export interface BanParams {
   forMs: number;
 }
 
+/** Where clamd listens: tcp://host:port or unix:/path. */
+export type ClamdAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+
+/** Malware scanning of every file part (policy `scan`). */
+export interface ScanParams {
+  clamd: ClamdAddress;
+  /** longest wait for clamd: connecting, accepting the next bytes, answering after the file ended */
+  timeoutMs: number;
+  /** scanner unreachable, too slow, failing, or the file over a size limit: refuse (fail closed) or let it through unscanned */
+  onScannerError: 'reject' | 'allow';
+  /** files over this many bytes are not sent to clamd; they count as unscannable (onScannerError) */
+  maxScanSize: number | null;
+}
+
 export interface CompiledPolicy {
   name: string;
   /** lower-case extensions without the dot */
@@ -39,12 +55,16 @@ export interface CompiledPolicy {
   /** bytes per second budget per client IP */
   uploadRate: TokenBucketParams | null;
   filenames: FilenameMode;
+  /** dangerous-name rules applied on top of the filename mode (upload/filename-rules.ts) */
+  filenameRules: FilenameRules;
   mode: ForwardMode;
   spoolDir: string;
   /** canonical bodies up to this many bytes stay in memory, larger ones go to a temp file */
   spoolMemoryThreshold: number;
   reportOnly: boolean;
   ban: BanParams | null;
+  /** malware scanning with clamd; absent when not configured */
+  scan?: ScanParams;
 }
 
 export interface CompiledRoute {

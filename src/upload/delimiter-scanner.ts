@@ -17,19 +17,31 @@ export const MAX_PART_HEADER_BYTES = 16 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 export class DelimiterScanner {
-  private readonly needle: Buffer;
+  /** "--BOUNDARY": every occurrence must be a delimiter line as busboy reads it */
+  private readonly dashBoundary: Buffer;
   /** unconsumed bytes from the previous chunk (a possible delimiter or an unfinished header block) */
   private pending: Buffer;
+  /** where the search resumes in `pending` */
+  private resumeAt = 0;
+  /** in `pending`: the first byte of the current part's content (its closing CRLF may not start earlier) */
+  private contentStart = 0;
   private inHeaders = false;
   /** raw header block (latin1) of every part, in order */
   readonly partHeaders: string[] = [];
   /** true once the close delimiter "--BOUNDARY--" was seen; what follows is epilogue */
   closed = false;
+  /**
+   * Where the epilogue starts in the chunk just fed (0 for every chunk after the close delimiter),
+   * null before. busboy 1.6.0 keeps parsing the rest of a write() after the close delimiter: it
+   * emits parts from the epilogue and may never finish (a file stream left open), so it must not
+   * be given these bytes.
+   */
+  epilogueStart: number | null = null;
   /** why the body cannot be read unambiguously, once it cannot */
   problem: string | null = null;
 
   constructor(boundary: string) {
-    this.needle = Buffer.from(`\r\n--${boundary}`, 'latin1');
+    this.dashBoundary = Buffer.from(`--${boundary}`, 'latin1');
     // Like busboy, behave as if the body began with CRLF: the first delimiter may lack it.
     this.pending = Buffer.from('\r\n');
   }
@@ -38,43 +50,60 @@ export class DelimiterScanner {
     return this.partHeaders.length + (this.inHeaders ? 1 : 0);
   }
 
+  /**
+   * busboy only knows "CRLF--BOUNDARY" followed by CRLF or "--"; Werkzeug also takes LF or CR
+   * line breaks, transport padding, a first delimiter anywhere in the preamble, and ignores a
+   * delimiter glued to the header block. So "--BOUNDARY" may appear only as busboy's delimiter:
+   * after a CRLF that belongs to the content (not to the header block's end), before CRLF or "--",
+   * and never inside a header block. Anything else is refused (research/multipart-bypasses.md §3).
+   */
   feed(chunk: Buffer): void {
+    if (this.closed) this.epilogueStart = 0;
     if (this.closed || this.problem !== null) return;
-    const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    const carried = this.pending.length;
+    const buf = carried === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    let pos = this.resumeAt;
+    let contentStart = this.contentStart;
     this.pending = EMPTY;
-    let pos = 0;
     for (;;) {
       if (this.inHeaders) {
         // pos points at the CRLF that ended the delimiter line, so an empty header block is found too
         const end = buf.indexOf(HEADER_END, pos);
+        const inside = buf.indexOf(this.dashBoundary, pos);
+        if (inside !== -1 && (end === -1 || inside < end)) return this.fail('a part header block contains the boundary');
         if (end === -1) {
           if (buf.length - pos > MAX_PART_HEADER_BYTES) return this.fail('a part header block is too large');
-          this.pending = Buffer.from(buf.subarray(pos));
+          this.keep(buf, pos, pos, 0);
           return;
         }
         if (end - pos > MAX_PART_HEADER_BYTES) return this.fail('a part header block is too large');
-        this.partHeaders.push(buf.toString("latin1", Math.min(pos + 2, end), end));
+        this.partHeaders.push(buf.toString('latin1', Math.min(pos + 2, end), end));
         this.inHeaders = false;
-        pos = end + 2; // the part's content starts after the blank line; a delimiter may follow at once
+        contentStart = end + 4;
+        pos = end + 2; // a delimiter glued to the blank line is found (and refused) too
         continue;
       }
-      const at = buf.indexOf(this.needle, pos);
+      const at = buf.indexOf(this.dashBoundary, pos);
       if (at === -1) {
-        // Keep just enough to recognise a delimiter (plus the two bytes after it) that straddles
-        // this chunk and the next; copy so the caller's chunk can be released.
-        const keep = Math.min(this.needle.length + 1, buf.length - pos);
-        this.pending = Buffer.from(buf.subarray(buf.length - keep));
+        // Keep enough to recognise a delimiter straddling this chunk and the next, plus the two
+        // bytes before it; copy so the caller's chunk can be released.
+        const from = Math.max(0, pos - 2, buf.length - this.dashBoundary.length - 1);
+        this.keep(buf, from, Math.max(pos, from), contentStart);
         return;
       }
-      const after = at + this.needle.length;
+      if (at < 2 || buf[at - 2] !== CR || buf[at - 1] !== LF || at - 2 < contentStart) {
+        return this.fail('the boundary appears outside a CRLF-delimited delimiter line');
+      }
+      const after = at + this.dashBoundary.length;
       if (after + 2 > buf.length) {
-        this.pending = Buffer.from(buf.subarray(at));
+        this.keep(buf, at - 2, at - 2, contentStart);
         return;
       }
       const first = buf[after];
       const second = buf[after + 1];
       if (first === DASH && second === DASH) {
         this.closed = true;
+        this.epilogueStart = after + 2 - carried;
         return;
       }
       if (first !== CR || second !== LF) {
@@ -83,6 +112,13 @@ export class DelimiterScanner {
       this.inHeaders = true;
       pos = after;
     }
+  }
+
+  /** Carries buf[from..] over to the next chunk, resuming the search at `resume`. */
+  private keep(buf: Buffer, from: number, resume: number, contentStart: number): void {
+    this.pending = Buffer.from(buf.subarray(from));
+    this.resumeAt = resume - from;
+    this.contentStart = Math.max(0, contentStart - from);
   }
 
   private fail(problem: string): void {

@@ -5,11 +5,23 @@
 export type FileCategory = 'image' | 'video' | 'document' | 'other';
 
 export type FileKind =
-  | { readonly category: FileCategory; readonly expected: readonly string[]; readonly text?: never }
-  | { readonly category: FileCategory; readonly text: true; readonly expected?: never };
+  | {
+      readonly category: FileCategory;
+      readonly expected: readonly string[];
+      readonly text?: never;
+      /** may hold uncompressed samples (pixels, audio): long runs of printable bytes that are not
+       *  text, so the content check uses only its unambiguous markers (content-check.ts) */
+      readonly rawSamples?: true;
+    }
+  | { readonly category: FileCategory; readonly text: true; readonly expected?: never; readonly rawSamples?: never };
 
 function binary(category: FileCategory, ...expected: string[]): FileKind {
   return Object.freeze({ category, expected: Object.freeze(expected) });
+}
+
+/** A binary kind whose files may carry uncompressed samples (TIFF/BMP strips, WAV PCM, AVI). */
+function raw(category: FileCategory, ...expected: string[]): FileKind {
+  return Object.freeze({ category, expected: Object.freeze(expected), rawSamples: true as const });
 }
 
 function text(category: FileCategory): FileKind {
@@ -26,10 +38,10 @@ const KINDS: ReadonlyMap<string, FileKind> = new Map<string, FileKind>([
   ['jpe', binary('image', 'jpg')],
   ['gif', binary('image', 'gif')],
   ['webp', binary('image', 'webp')],
-  ['bmp', binary('image', 'bmp')],
-  ['tif', binary('image', 'tif')],
-  ['tiff', binary('image', 'tif')],
-  ['ico', binary('image', 'ico')],
+  ['bmp', raw('image', 'bmp')],
+  ['tif', raw('image', 'tif')],
+  ['tiff', raw('image', 'tif')],
+  ['ico', raw('image', 'ico')],
   // file-type maps every HEIF brand (heic, heix, hevc, hevx, mif1, msf1) to 'heic'.
   ['heic', binary('image', 'heic')],
   ['heif', binary('image', 'heic')],
@@ -43,11 +55,11 @@ const KINDS: ReadonlyMap<string, FileKind> = new Map<string, FileKind>([
   ['mov', binary('video', 'mov')],
   ['webm', binary('video', 'webm')],
   ['mkv', binary('video', 'mkv')],
-  ['avi', binary('video', 'avi')],
+  ['avi', raw('video', 'avi')],
 
   // Audio has no SPEC category of its own.
   ['mp3', binary('other', 'mp3')],
-  ['wav', binary('other', 'wav')],
+  ['wav', raw('other', 'wav')],
   ['m4a', binary('other', 'm4a', 'mp4')],
   ['flac', binary('other', 'flac')],
   ['ogg', binary('other', 'ogg', 'oga', 'opus')],

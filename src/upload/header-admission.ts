@@ -19,12 +19,21 @@ export function admitBodyHeaders(req: IncomingMessage, policy: CompiledPolicy): 
   }
   const contentType = req.headers['content-type'] ?? '';
   if (!/^multipart\/form-data\s*(;|$)/i.test(contentType)) throw new GuardError('UNSUPPORTED_MEDIA_TYPE');
-  if ((contentType.match(/boundary\s*=/gi) ?? []).length !== 1) {
+  // boundary*=, boundary*0= count too: Werkzeug files them under boundary (last wins, continuations appended)
+  if ((contentType.match(/boundary[\s*\d]*=/gi) ?? []).length !== 1) {
     throw new GuardError('MALFORMED_MULTIPART', 'Content-Type needs exactly one boundary parameter');
+  }
+  // RFC 2046 boundary characters only: quotes, backslashes and the like are unquoted differently
+  // by busboy, Werkzeug and the delimiter scanner, which would then frame the body differently.
+  const boundary = /boundary=(?:"([^"]*)"|([^;\s]*))/i.exec(contentType);
+  if (!RFC2046_BOUNDARY.test(boundary?.[1] ?? boundary?.[2] ?? '')) {
+    throw new GuardError('MALFORMED_MULTIPART', 'The multipart boundary has characters outside RFC 2046');
   }
   const length = req.headers['content-length'];
   if (length !== undefined && Number(length) > policy.maxRequestSize) throw new GuardError('REQUEST_TOO_LARGE');
 }
+
+const RFC2046_BOUNDARY = /^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$/;
 
 function requireKey(req: IncomingMessage, config: CompiledConfig): string {
   // headersDistinct keeps repeated key headers visible, so an ambiguous key is refused

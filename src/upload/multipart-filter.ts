@@ -13,8 +13,12 @@ import { CanonicalEncoder, isSafeParameterValue } from './canonical-encoder.js';
 import { checkContent, SNIFF_BYTES } from './content-check.js';
 import { DelimiterScanner, rawPartHeader } from './delimiter-scanner.js';
 import { categoryOf } from './file-kinds.js';
-import { finalExtension, rewriteFilename } from './filenames.js';
+import { ContentInspector } from './content-inspector.js';
+import { applyFilenameRules } from './filename-rules.js';
+import { finalExtension } from './filenames.js';
+import { FileScan } from './malware-scan.js';
 import { mimeTypeOf } from './mime-types.js';
+import { readPartHeaders } from './part-headers.js';
 
 export interface FilteredFile {
   field: string;
@@ -27,6 +31,8 @@ export interface FilterResult {
   files: FilteredFile[];
   receivedBytes: number;
 }
+
+const PARSER_BUFFER_BYTES = 512 * 1024;
 
 const LOSSLESS_FIELD_CHARSETS = new Set(['utf-8', 'utf8', 'us-ascii', 'ascii']);
 
@@ -47,11 +53,18 @@ export function filterMultipart(
     let settled = false;
     let queue: Promise<void> = Promise.resolve();
     const openStreams = new Set<Readable>();
+    // policy scan: one clamd stream per file; every verdict is in before the body's end is written
+    const openScans = new Set<FileScan>();
+    const verdicts: Promise<void>[] = [];
 
     let parser: busboy.Busboy;
     try {
       parser = busboy({
         headers: req.headers,
+        // Room for several socket reads: with busboy's 16 KiB defaults the socket is paused and
+        // resumed every few chunks and the upload crawls (bounded memory either way).
+        highWaterMark: PARSER_BUFFER_BYTES,
+        fileHwm: PARSER_BUFFER_BYTES,
         defParamCharset: 'utf8',
         // latin1 keeps undeclared field bytes exactly; declared charsets are handled per part
         defCharset: 'latin1',
@@ -85,6 +98,7 @@ export function filterMultipart(
       clearTimeout(idle);
       req.off('data', onData);
       for (const stream of openStreams) stream.destroy();
+      for (const scan of openScans) scan.abort();
       parser.removeAllListeners('close');
       parser.on('error', () => undefined);
       parser.destroy();
@@ -115,7 +129,9 @@ export function filterMultipart(
       if (failed) return;
       scanner.feed(chunk);
       if (scanner.problem !== null) return fail(new GuardError('MALFORMED_MULTIPART', `Malformed multipart body: ${scanner.problem}`));
-      if (!parser.write(chunk)) {
+      // the epilogue is nobody's business, and busboy would parse it (delimiter-scanner.ts)
+      const parsed = scanner.epilogueStart === null ? chunk : chunk.subarray(0, scanner.epilogueStart);
+      if (parsed.length > 0 && !parser.write(parsed)) {
         req.pause();
         parser.once('drain', () => req.resume());
       }
@@ -126,28 +142,44 @@ export function filterMultipart(
       enqueue(async () => {
         if (name === undefined || !isSafeParameterValue(name)) throw new GuardError('MALFORMED_MULTIPART', 'A part has no usable name');
         if (info.valueTruncated) throw new GuardError('TOO_MANY_PARTS', 'Field value too large', { field: name });
+        const reading = readPartHeaders(scanner.partHeaders[index] ?? '');
+        if (reading.problem !== null) throw new GuardError('MALFORMED_MULTIPART', `Malformed multipart body: ${reading.problem}`, { field: name });
+        if (reading.hasFilename) {
+          // filename="": busboy reports a field, Werkzeug a file part with an empty filename
+          if (value !== '') throw new GuardError('MALFORMED_MULTIPART', 'A file part has no filename', { field: name });
+          await write(encoder.partHead(name, '', 'application/octet-stream'));
+          return;
+        }
         const contentType = rawPartHeader(scanner.partHeaders[index] ?? '', 'content-type');
         if (contentType === null) throw new GuardError('MALFORMED_MULTIPART', 'Duplicate part Content-Type', { field: name });
+        // busboy and this regex read the first charset parameter, Werkzeug the last
+        if ((contentType?.match(/charset[\s*\d]*=/gi) ?? []).length > 1) throw new GuardError('MALFORMED_MULTIPART', 'Duplicate charset parameter', { field: name });
         const charset = /charset\s*=\s*"?([^";\s]+)/i.exec(contentType ?? '')?.[1]?.toLowerCase();
         if (charset !== undefined && !LOSSLESS_FIELD_CHARSETS.has(charset) && charset !== 'iso-8859-1' && charset !== 'latin1') {
           throw new GuardError('MALFORMED_MULTIPART', `Unsupported field charset ${charset}`, { field: name });
         }
-        const bytes = charset !== undefined && LOSSLESS_FIELD_CHARSETS.has(charset) ? Buffer.from(value, 'utf8') : Buffer.from(value, 'latin1');
+        // The canonical part declares no charset, so Werkzeug decodes it as UTF-8: undeclared bytes
+        // go through unchanged (read alike both times), declared text is re-encoded as UTF-8, and
+        // non-ASCII bytes in an ASCII field become U+FFFD as Python's decode(errors="replace") does.
+        const text = charset === 'us-ascii' || charset === 'ascii' ? value.replace(/[^\x00-\x7f]/g, '\ufffd') : value;
+        const bytes = charset !== undefined ? Buffer.from(text, 'utf8') : Buffer.from(value, 'latin1');
         await write(encoder.partHead(name, null, null));
         await write(bytes);
       });
     });
 
     parser.on('file', (name, stream, info) => {
-      emittedParts++;
+      const index = emittedParts++;
       openStreams.add(stream);
       stream.on('error', fail);
       stream.once('limit', () => failLater(new GuardError('FILE_TOO_LARGE', undefined, { field: name, filename: info.filename })));
-      enqueue(() => filterFile(name, stream, info.filename));
+      enqueue(() => filterFile(name, stream, info.filename, index));
     });
 
-    async function filterFile(name: string | undefined, stream: Readable, original: string | undefined): Promise<void> {
+    async function filterFile(name: string | undefined, stream: Readable, original: string | undefined, index: number): Promise<void> {
       if (name === undefined || !isSafeParameterValue(name)) throw new GuardError('MALFORMED_MULTIPART', 'A part has no usable name');
+      const reading = readPartHeaders(scanner.partHeaders[index] ?? '');
+      if (reading.problem !== null) throw new GuardError('MALFORMED_MULTIPART', `Malformed multipart body: ${reading.problem}`, { field: name });
       const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
       const head: Buffer[] = [];
       let headLength = 0;
@@ -164,11 +196,14 @@ export function filterMultipart(
       if (original === undefined || original === '') {
         // A browser's empty file input: no name and no bytes. Anything else is a nameless file.
         if (!ended || headLength > 0) throw new GuardError('MALFORMED_MULTIPART', 'A file part has no filename', { field: name });
-        await write(encoder.partHead(name, '', 'application/octet-stream'));
+        // without a filename parameter (busboy's "file" by Content-Type alone) Werkzeug reads a field
+        await write(reading.hasFilename ? encoder.partHead(name, '', 'application/octet-stream') : encoder.partHead(name, null, null));
         return;
       }
-      const rewritten = rewriteFilename(policy.filenames, original);
-      const ext = finalExtension(original);
+      const named = applyFilenameRules(policy.filenames, policy.filenameRules, original);
+      if (!named.ok) throw new GuardError(named.code, named.message, { field: name, filename: original, reason: named.reason });
+      const rewritten = named.name;
+      const ext = finalExtension(named.original);
       if (rewritten === null || ext === null || !policy.allow.has(ext) || finalExtension(rewritten) !== ext || !isSafeParameterValue(rewritten)) {
         throw new GuardError('EXTENSION_NOT_ALLOWED', undefined, { field: name, filename: original });
       }
@@ -177,17 +212,38 @@ export function filterMultipart(
         const verdict = await checkContent(ext, headBytes, ended);
         if (!verdict.ok) throw new GuardError('CONTENT_MISMATCH', verdict.reason, { field: name, filename: original });
       }
+      // every byte of the file, as it streams: metadata, trailers, PDF actions, macros (content-inspector.ts)
+      const inspector = policy.verifyContent ? new ContentInspector(ext) : null;
+      const inspect = (chunk: Buffer): void => {
+        const problem = inspector?.feed(chunk) ?? null;
+        if (problem !== null) throw new GuardError('CONTENT_MISMATCH', problem, { field: name, filename: original });
+      };
+      inspect(headBytes);
+      const scan = startScan(name, original);
       await write(encoder.partHead(name, rewritten, mimeTypeOf(ext)));
-      await write(headBytes);
+      await Promise.all([write(headBytes), scan?.write(headBytes)]);
       let bytes = headBytes.length;
       while (!ended) {
         const next = await chunks.next();
         if (next.done) break;
         bytes += next.value.length;
-        await write(next.value);
+        inspect(next.value);
+        await Promise.all([write(next.value), scan?.write(next.value)]);
       }
+      const verdict = inspector?.finish() ?? null;
+      if (verdict !== null) throw new GuardError('CONTENT_MISMATCH', verdict, { field: name, filename: original });
+      scan?.end();
       openStreams.delete(stream);
       files.push({ field: name, filename: rewritten, bytes, category: categoryOf(ext) });
+    }
+
+    /** Policy scan: the file's bytes go to clamd as well; a refusal fails the request as soon as it is known. */
+    function startScan(field: string, filename: string): FileScan | null {
+      if (policy.scan === undefined) return null;
+      const scan = new FileScan(policy.scan, { requestId: String(req.headers['x-request-id'] ?? ''), field, filename });
+      openScans.add(scan);
+      verdicts.push(scan.outcome.then(() => void openScans.delete(scan), fail));
+      return scan;
     }
 
     parser.on('error', (err: Error) => fail(new GuardError('MALFORMED_MULTIPART', `Malformed multipart body: ${err.message}`)));
@@ -199,6 +255,13 @@ export function filterMultipart(
         if (!scanner.closed) throw new GuardError('MALFORMED_MULTIPART', 'Malformed multipart body: no close delimiter');
         if (scanner.partDelimiters !== emittedParts) {
           throw new GuardError('MALFORMED_MULTIPART', 'Malformed multipart body: a part could not be read unambiguously');
+        }
+        if (verdicts.length > 0) {
+          // The client sent everything; the end of the body (closing delimiter, and in stream mode
+          // the terminating chunk after it) waits for every file's verdict, so an infected upload
+          // never reaches the upstream complete.
+          clearTimeout(idle);
+          await Promise.all(verdicts);
         }
         await write(encoder.end());
         clearTimeout(idle);

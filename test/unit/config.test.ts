@@ -7,6 +7,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { compileCidrList, parseCidr } from '../../src/admission/cidr.js';
 import { DEFAULT_SPOOL_DIR } from '../../src/config/compile.js';
+import { DEFAULT_EXECUTABLE_EXTENSIONS } from '../../src/upload/filename-rules.js';
 import { loadConfigFile, loadConfigText } from '../../src/config/load.js';
 import type { LoadOptions, LoadResult } from '../../src/config/load.js';
 import { compilePathPattern, routePatternProblem } from '../../src/config/path-pattern.js';
@@ -126,6 +127,14 @@ describe('defaults', () => {
       rateLimit: { ratePerSecond: 2.5, burst: 3 },
       uploadRate: { ratePerSecond: MiB, burst: 50 * MiB },
       filenames: 'secure',
+      filenameRules: {
+        controlCharacters: 'reject',
+        doubleExtensions: 'reject',
+        trailingDotsAndSpaces: 'reject',
+        windowsReservedNames: 'reject',
+        maxLength: 255,
+        executableExtensions: new Set(DEFAULT_EXECUTABLE_EXTENSIONS),
+      },
       mode: 'spool',
       spoolDir: DEFAULT_SPOOL_DIR,
       spoolMemoryThreshold: MiB,

@@ -434,7 +434,7 @@ sys.stdout.buffer.write(buf.getvalue())
 describe('findActiveContent', () => {
   test('marker list', () => {
     const texts = ACTIVE_CONTENT_MARKERS.map((m) => m.text);
-    for (const t of ['<?php', '<?=', '<script', '<html', '<svg', '<iframe', '<!doctype html', 'javascript:']) {
+    for (const t of ['<?php', '<?=', '<?', '<%', '<script', '<html', '<svg', '<iframe', '<body', '<object', '<embed', '<!doctype html', 'javascript:', '__halt_compiler']) {
       assert.ok(texts.includes(t), t);
     }
   });
@@ -461,6 +461,26 @@ describe('findActiveContent', () => {
     ['<!DOCTYPE HTML>', '<!doctype html'],
     ['<!doctype html public "-//W3C//DTD HTML 4.01//EN">', '<!doctype html'],
     ['href="JAVASCRIPT:alert(1)"', 'javascript:'],
+    // comments and string literals may hold any byte: they are skipped, not a reason to stop
+    ['<?="\xc3\xa9";system("id")?>', '<?='],
+    ["<?=/*\xff\x00*/system('id')?>", '<?='],
+    ['<? #\x01\x02\nsystem("id");?>', '<?'],
+    // code glued to a short open tag
+    ['<?system($_GET[0]);?>', '<?'],
+    ['<?phpinfo();?>', '<?'],
+    ['<?`id`?>', '<?'],
+    // JSP / ASP scriptlets
+    ['<% Runtime.getRuntime().exec(request.getParameter("c")); %>', '<%'],
+    ['<%eval request("x")%>', '<%'],
+    ['<%@ page import="java.io.*" %>', '<%'],
+    ['<%= new java.util.Date() %>', '<%'],
+    // more tags, and the phar stub
+    ['<body onload=alert(1)>', '<body'],
+    ['<object data="x.swf">', '<object'],
+    ['<embed src="x.swf">', '<embed'],
+    ['__HALT_COMPILER(); ?>', '__halt_compiler'],
+    // a code run this long is code whatever follows
+    [`<?= ${'x'.repeat(5000)}\x00`, '<?='],
   ];
   for (const [input, marker] of hits) {
     test(`hit: ${JSON.stringify(input)}`, () => assert.equal(findActiveContent(ascii(input)), marker));
@@ -479,9 +499,15 @@ describe('findActiveContent', () => {
     '<? ab?>',
     '<? ?><?=',
     'x<?php', // at end of file: nothing to run
-    // Known limit of the heuristic: a non-ASCII byte before `?>` ends the "PHP code" run.
-    '<?="\xc3\xa9";system("id")?>',
     '<svg\x00\x01',
+    '<?xml-stylesheet href="a(b).css"?>',
+    '<?xpacket begin="$x"?>',
+    '<?a?>',
+    '<?a()?>', // shorter than a useful payload
+    '<?=/* never closed \x00',
+    '<%=x%>',
+    '<% unclosed scriptlet',
+    '<%\x00 binary %>',
     'plain text',
     '',
   ];
@@ -503,11 +529,20 @@ describe('findActiveContent', () => {
     assert.equal(findActiveContent(ascii('AAAA<?'), false), undefined);
   });
 
-  test('linear on hostile input', () => {
-    const hostile = Buffer.concat([ascii('<?='.repeat(400_000)), Buffer.from([0])]);
-    const t0 = performance.now();
-    assert.equal(findActiveContent(hostile), undefined);
-    assert.ok(performance.now() - t0 < 2000);
+  // quadratic behaviour on 1 MB would take many minutes: the test timeout is the bound
+  test('linear on hostile input', { timeout: 120_000 }, () => {
+    // runs that die at a NUL (memoised), unclosed comments, strings and scriptlets, short `<?` runs
+    const pieces = [
+      `${'<?='.repeat(1000)}\x00`,
+      `${'<?=/*'.repeat(500)}\x00`,
+      `${"<?='".repeat(500)}\x00`,
+      `${'<%='.repeat(1000)}\x00`,
+      `${'<?a'.repeat(1000)}?>`,
+    ];
+    for (const piece of pieces) {
+      const hostile = ascii(piece.repeat(Math.ceil(1_000_000 / piece.length)));
+      assert.equal(findActiveContent(hostile), undefined, piece.slice(0, 8));
+    }
   });
 
   test('no hits in 200 MiB of random data (64 KiB windows)', () => {
