@@ -2,14 +2,12 @@
 // Command line of SPEC.md: serve, check-config, inspect, demo.
 
 import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
 import { loadConfigFile, loadConfigText } from './config/load.js';
 import { startDemoUploader } from './demo/demo-uploader.js';
 import { logEvent } from './observe/log.js';
 import { serveWithLifecycle } from './lifecycle/serve.js';
 import { GuardServer } from './server/guard-server.js';
-import { checkContent, SNIFF_BYTES } from './upload/content-check.js';
-import { finalExtension, rewriteFilename } from './upload/filenames.js';
+import { inspectUpload } from './upload/offline-inspect.js';
 
 const USAGE = `upload-guard [serve] [--config PATH]
 upload-guard check-config --config PATH
@@ -53,19 +51,10 @@ async function inspect(args: string[]): Promise<number> {
   const policy = route.policy;
   let rejected = 0;
   for (const file of files) {
-    const name = basename(file);
-    const rewritten = rewriteFilename(policy.filenames, name);
-    const ext = finalExtension(name);
-    let verdict: { ok: boolean; code?: string; reason?: string } = { ok: true };
-    if (rewritten === null || ext === null || !policy.allow.has(ext) || finalExtension(rewritten) !== ext) {
-      verdict = { ok: false, code: 'EXTENSION_NOT_ALLOWED', reason: 'Invalid file type' };
-    } else if (policy.verifyContent) {
-      const bytes = readFileSync(file);
-      const check = await checkContent(ext, bytes.subarray(0, SNIFF_BYTES), bytes.length <= SNIFF_BYTES);
-      if (!check.ok) verdict = { ok: false, code: check.code, reason: check.reason };
-    }
+    // the same name rules and content inspection, in the same order, as an upload on that route
+    const verdict = await inspectUpload(policy, file);
     if (!verdict.ok) rejected++;
-    console.log(JSON.stringify({ file, verdict: verdict.ok ? 'accepted' : 'rejected', forwardedAs: verdict.ok ? rewritten : undefined, ...verdict }));
+    console.log(JSON.stringify({ file, verdict: verdict.ok ? 'accepted' : 'rejected', ...verdict }));
   }
   return rejected > 0 ? 1 : 0;
 }

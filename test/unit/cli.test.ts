@@ -29,10 +29,14 @@ test('inspect gives a verdict per file and exits 1 when one is rejected', () => 
   writeFileSync(disguised, 'GIF89a<?php system($_GET[1]); ?>');
   const good = cli('inspect', '--config', 'config/default.yaml', '--route', 'upload', gif);
   assert.equal(good.status, 0, good.stdout + good.stderr);
-  const run = cli('inspect', '--config', 'config/default.yaml', '--route', 'upload', gif, disguised, join(dir, 'x.php'));
+  // a valid GIF under a double extension: refused by the filename rules, as an upload would be
+  const doubled = join(dir, 'shell.php.gif');
+  writeFileSync(doubled, Buffer.from('GIF89a\x01\x00\x01\x00\x00\x00\x00;', 'latin1'));
+  const run = cli('inspect', '--config', 'config/default.yaml', '--route', 'upload', gif, disguised, join(dir, 'x.php'), doubled);
   assert.equal(run.status, 1);
-  const verdicts = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as { verdict: string; code?: string });
-  assert.deepEqual(verdicts.map((v) => v.code ?? v.verdict), ['accepted', 'CONTENT_MISMATCH', 'EXTENSION_NOT_ALLOWED']);
+  const verdicts = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as { verdict: string; code?: string; forwardedAs?: string });
+  assert.deepEqual(verdicts.map((v) => v.code ?? v.verdict), ['accepted', 'CONTENT_MISMATCH', 'EXTENSION_NOT_ALLOWED', 'EXTENSION_NOT_ALLOWED']);
+  assert.equal(verdicts[0]!.forwardedAs, 'ok.gif');
 });
 
 test('demo serves the guard in front of a bundled uploader', async () => {
