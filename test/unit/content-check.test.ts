@@ -3,6 +3,7 @@ import { randomBytes, randomFillSync } from 'node:crypto';
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { crc32, deflateRawSync, deflateSync } from 'node:zlib';
+import { zipBytes } from '../helpers/attack-files.ts';
 
 import {
   ACTIVE_CONTENT_MARKERS,
@@ -96,59 +97,6 @@ function pdf(): Buffer {
   );
 }
 
-interface ZipEntry {
-  name: string;
-  data: Buffer;
-  /** 0 stored, 8 deflate */
-  method?: 0 | 8;
-}
-
-/** A minimal but complete zip writer (local headers, central directory, EOCD). */
-function zip(entries: ZipEntry[]): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const e of entries) {
-    const method = e.method ?? 8;
-    const body = method === 8 ? deflateRawSync(e.data) : e.data;
-    const name = Buffer.from(e.name, 'utf8');
-    const crc = crc32(e.data);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(0, 6);
-    local.writeUInt16LE(method, 8);
-    local.writeUInt32LE(0, 10);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(body.length, 18);
-    local.writeUInt32LE(e.data.length, 22);
-    local.writeUInt16LE(name.length, 26);
-    local.writeUInt16LE(0, 28);
-    locals.push(local, name, body);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4);
-    central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(0, 8);
-    central.writeUInt16LE(method, 10);
-    central.writeUInt32LE(0, 12);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(body.length, 20);
-    central.writeUInt32LE(e.data.length, 24);
-    central.writeUInt16LE(name.length, 28);
-    central.writeUInt32LE(offset, 42);
-    centrals.push(central, name);
-    offset += 30 + name.length + body.length;
-  }
-  const cd = Buffer.concat(centrals);
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(entries.length, 8);
-  eocd.writeUInt16LE(entries.length, 10);
-  eocd.writeUInt32LE(cd.length, 12);
-  eocd.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, cd, eocd]);
-}
 
 const OOXML = {
   docx: { dir: 'word', main: 'document.xml', type: 'wordprocessingml.document' },
@@ -177,7 +125,7 @@ const ROOT_RELS = ascii(
 /** OOXML package in the order Office writes it: [Content_Types].xml first. */
 function ooxml(ext: OoxmlExt): Buffer {
   const { dir, main } = OOXML[ext];
-  return zip([
+  return zipBytes([
     { name: '[Content_Types].xml', data: contentTypesXml(ext) },
     { name: '_rels/.rels', data: ROOT_RELS },
     { name: `${dir}/${main}`, data: ascii('<?xml version="1.0"?><root/>') },
@@ -187,7 +135,7 @@ function ooxml(ext: OoxmlExt): Buffer {
 /** OOXML package in openpyxl/LibreOffice order: parts first, [Content_Types].xml last. */
 function ooxmlContentTypesLast(ext: OoxmlExt, bigMedia: Buffer): Buffer {
   const { dir, main } = OOXML[ext];
-  return zip([
+  return zipBytes([
     { name: '_rels/.rels', data: ROOT_RELS },
     { name: `${dir}/${main}`, data: ascii('<?xml version="1.0"?><root/>') },
     { name: `${dir}/media/image1.png`, data: bigMedia, method: 0 },
@@ -196,7 +144,7 @@ function ooxmlContentTypesLast(ext: OoxmlExt, bigMedia: Buffer): Buffer {
 }
 
 function plainZip(): Buffer {
-  return zip([{ name: 'readme.txt', data: ascii('hello\n') }, { name: 'data/a.bin', data: Buffer.alloc(64, 7) }]);
+  return zipBytes([{ name: 'readme.txt', data: ascii('hello\n') }, { name: 'data/a.bin', data: Buffer.alloc(64, 7) }]);
 }
 
 /** The head a caller hands over: at most SNIFF_BYTES, complete when the file fits. */
@@ -370,17 +318,17 @@ describe('checkContent: OOXML heads and SNIFF_BYTES', () => {
   }
 
   test('a complete zip with word/ parts but no [Content_Types].xml is not a docx', async () => {
-    const file = zip([{ name: 'word/document.xml', data: ascii('<root/>') }]);
+    const file = zipBytes([{ name: 'word/document.xml', data: ascii('<root/>') }]);
     await assertRefused('docx', file, /a zip is not a \.docx/);
   });
 
   test('a large plain zip under .docx is refused from its head', async () => {
-    const file = zip([{ name: 'big.bin', data: randomBytes(200_000), method: 0 }, { name: 'word/x.xml', data: ascii('x') }]);
+    const file = zipBytes([{ name: 'big.bin', data: randomBytes(200_000), method: 0 }, { name: 'word/x.xml', data: ascii('x') }]);
     await assertRefused('docx', file, /a zip is not a \.docx/);
   });
 
   test('Word-order docx followed by 1 MB of media is detected from a 64 KiB head', async () => {
-    const file = zip([
+    const file = zipBytes([
       { name: '[Content_Types].xml', data: contentTypesXml('docx') },
       { name: '_rels/.rels', data: ROOT_RELS },
       { name: 'word/document.xml', data: ascii('<w:document/>') },
