@@ -175,10 +175,13 @@ export const ZIP_TAIL_BYTES = 22 + 0xffff;
  * reader requires. Random data matches with probability ~2^-32 per file.
  */
 export function endsWithZip(tail: Buffer): boolean {
-  for (let at = tail.length - 22; at >= 0 && at >= tail.length - ZIP_TAIL_BYTES; at--) {
-    if (tail[at] === 0x50 && tail[at + 1] === 0x4b && tail.readUInt32LE(at) === EOCD && tail.readUInt16LE(at + 20) === tail.length - at - 22) {
-      return true;
-    }
+  if (tail.length < 22) return false;
+  const lowest = Math.max(0, tail.length - ZIP_TAIL_BYTES);
+  // native search backwards for the signature (a JS byte loop here cost ~4% of a small upload)
+  for (let at = tail.lastIndexOf(EOCD_SIGNATURE, tail.length - 22); at >= lowest; at = at > 0 ? tail.lastIndexOf(EOCD_SIGNATURE, at - 1) : -1) {
+    if (tail.readUInt16LE(at + 20) === tail.length - at - 22) return true;
   }
   return false;
 }
+
+const EOCD_SIGNATURE = Buffer.from([0x50, 0x4b, 0x05, 0x06]);
