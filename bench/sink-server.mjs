@@ -1,5 +1,6 @@
 // The bench's upstream: reads and discards every request body, counting what arrived, and answers
-// 200 with a small JSON body. Started by upload-bench.mjs as its own process (so its CPU and memory
+// 200 with a small JSON body (GET /static/...: a fixed 200-byte text body, the "small static file"
+// of the pass-through workload). Started by upload-bench.mjs as its own process (so its CPU and memory
 // never mix with the measured proxy's); the parent reads and resets the counters over IPC.
 //
 //   node bench/sink-server.mjs PORT
@@ -9,9 +10,14 @@ import { createServer } from 'node:http';
 const port = Number(process.argv[2]);
 
 function freshStats() {
-  return { started: 0, completed: 0, aborted: 0, bytes: 0, framing: { chunked: 0, length: 0, none: 0 }, last: null };
+  // connections: TCP connections opened to the sink, to tell a keep-alive proxy from one that
+  // opens a connection per request
+  return { connections: 0, started: 0, completed: 0, aborted: 0, bytes: 0, framing: { chunked: 0, length: 0, none: 0 }, last: null };
 }
 let stats = freshStats();
+
+/** What a small static file answer looks like: 200 bytes, like a tiny CSS or icon. */
+const STATIC_BODY = Buffer.alloc(200, 'upload-guard bench static body\n');
 
 /** How the request body was framed on the wire: what a WSGI upstream would care about. */
 function framingOf(req) {
@@ -34,6 +40,11 @@ const server = createServer({ requestTimeout: 0, keepAliveTimeout: 5_000 }, (req
     record.complete = true;
     phase.completed++;
     phase.last = record;
+    if (req.method === 'GET' && req.url.startsWith('/static/')) {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': STATIC_BODY.length });
+      res.end(STATIC_BODY);
+      return;
+    }
     const body = JSON.stringify({ ok: true, bytes: record.bytes });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
@@ -45,6 +56,8 @@ const server = createServer({ requestTimeout: 0, keepAliveTimeout: 5_000 }, (req
     }
   });
 });
+
+server.on('connection', () => stats.connections++);
 
 process.on('message', (message) => {
   if (message === 'reset') stats = freshStats();

@@ -100,7 +100,9 @@ const CONTENTS = {
 
 /**
  * A multipart body: optional text fields first, then one file part.
- * Returns { contentLength, chunks() } — chunks() can be called again for each request.
+ * Returns { contentLength, chunks(), prefix, afterPrefix() } — chunks() can be called again for each
+ * request; prefix (the fields and the file part's header) plus afterPrefix() (the file's bytes and
+ * the closing boundary) is the same body split where a filename check can decide.
  */
 export function multipartBody({ fields = {}, field = 'file', filename, content, size }) {
   const kind = CONTENTS[content];
@@ -121,6 +123,11 @@ export function multipartBody({ fields = {}, field = 'file', filename, content, 
       yield* kind.chunks(size);
       yield tail;
     },
+    prefix: Buffer.concat([...parts, fileHead]),
+    *afterPrefix() {
+      yield* kind.chunks(size);
+      yield tail;
+    },
   };
 }
 
@@ -128,5 +135,5 @@ export function multipartBody({ fields = {}, field = 'file', filename, content, 
 export function inMemory(body) {
   const buffer = Buffer.concat([...body.chunks()]);
   if (buffer.length !== body.contentLength) throw new Error('multipart length mismatch');
-  return { contentLength: buffer.length, chunks: () => [buffer] };
+  return { contentLength: buffer.length, buffer, chunks: () => [buffer] };
 }

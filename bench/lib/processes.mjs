@@ -2,7 +2,7 @@
 // their memory and CPU from /proc, stop them. Every child is tracked so one cleanup call ends all.
 
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -75,6 +75,17 @@ export async function waitForPort(port, child, timeoutMs = 15_000) {
   throw new Error(`${child.name} did not listen on ${port} within ${timeoutMs} ms\n  ${child.tail.join('\n  ')}`);
 }
 
+/** Resolves once a line of the child's output matches `pattern`; fails if the child dies first. */
+export async function waitForOutput(child, pattern, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.tail.some((line) => pattern.test(line))) return;
+    if (child.exit !== null) throw new Error(crashReport(child) ?? `${child.name} exited`);
+    await sleep(50);
+  }
+  throw new Error(`${child.name} printed nothing matching ${pattern} within ${timeoutMs} ms\n  ${child.tail.join('\n  ')}`);
+}
+
 /** SIGTERM, then SIGKILL if the child has not exited after `graceMs`. */
 export async function stopChild(child, graceMs = 3_000) {
   if (child.exit !== null) return;
@@ -97,6 +108,50 @@ export function killAllNow() {
   }
 }
 
+/** Fields of /proc/PID/stat after the parenthesised command name (which may contain spaces), or null. */
+function statFields(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The pid and all its descendants (a node:cluster primary and its workers), found through the
+ * parent pid in /proc/[pid]/stat. Each entry keeps the process's start time so a later kill can make
+ * sure the pid still names the same process.
+ */
+export function processTree(pid) {
+  const childrenOf = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const fields = statFields(name);
+    if (!fields) continue; // exited while we looked
+    const ppid = Number(fields[1]);
+    if (!childrenOf.has(ppid)) childrenOf.set(ppid, []);
+    childrenOf.get(ppid).push({ pid: Number(name), start: fields[19] });
+  }
+  const root = statFields(pid);
+  if (!root) return [];
+  const tree = [{ pid, start: root[19] }];
+  for (let i = 0; i < tree.length; i++) tree.push(...(childrenOf.get(tree[i].pid) ?? []));
+  return tree;
+}
+
+/** SIGKILLs what is left of a tree recorded earlier (e.g. cluster workers whose primary is gone). */
+export function killLeftovers(tree) {
+  for (const { pid, start } of tree) {
+    if (statFields(pid)?.[19] !== start) continue; // gone, or the pid now names another process
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // exited in between
+    }
+  }
+}
+
 /** Resident set size in bytes, or null once the process is gone. */
 export function rssBytes(pid) {
   try {
@@ -107,34 +162,56 @@ export function rssBytes(pid) {
   }
 }
 
-/** User + system CPU seconds the process has used so far, or null once it is gone. */
-export function cpuSeconds(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name (which may contain spaces): utime is the 12th.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
-  } catch {
-    return null;
-  }
+/** RSS summed over the pid and its descendants: what a multi-process target costs in memory. */
+export function treeRss(pid) {
+  return sumOver(processTree(pid), rssBytes);
 }
 
-/** Samples a process's RSS every `everyMs` until stop(); stop() returns { peak, samples }. */
+/** User + system CPU seconds the process has used so far, or null once it is gone. */
+export function cpuSeconds(pid) {
+  const fields = statFields(pid);
+  // utime and stime are the 14th and 15th fields of the line, 12th and 13th after the name
+  return fields ? (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND : null;
+}
+
+/** CPU seconds summed over the pid and its (live) descendants. */
+export function treeCpuSeconds(pid) {
+  return sumOver(processTree(pid), cpuSeconds);
+}
+
+function sumOver(tree, read) {
+  if (tree.length === 0) return null;
+  return tree.reduce((sum, { pid }) => sum + (read(pid) ?? 0), 0);
+}
+
+/**
+ * Samples the RSS of a process tree every `everyMs` until stop(); stop() returns
+ * { peak, peakSingle, processes, samples }: peak of the sum over the tree, and the largest single
+ * process seen. The tree is listed once up front (scanning /proc every 50 ms would cost more than
+ * it measures) and again only if one of its processes went away.
+ */
 export function sampleRss(pid, everyMs = 50) {
-  let peak = rssBytes(pid) ?? 0;
-  let samples = 1;
-  const timer = setInterval(() => {
-    const rss = rssBytes(pid);
-    if (rss === null) return;
+  let tree = processTree(pid);
+  let peak = 0;
+  let peakSingle = 0;
+  let samples = 0;
+  const sample = () => {
+    const each = tree.map(({ pid: p }) => rssBytes(p));
+    if (each.some((rss) => rss === null)) {
+      tree = processTree(pid);
+      return;
+    }
     samples++;
-    if (rss > peak) peak = rss;
-  }, everyMs);
+    peak = Math.max(peak, each.reduce((a, b) => a + b, 0));
+    peakSingle = Math.max(peakSingle, ...each);
+  };
+  sample();
+  const timer = setInterval(sample, everyMs);
   return {
     stop() {
       clearInterval(timer);
-      const rss = rssBytes(pid);
-      if (rss !== null && rss > peak) peak = rss;
-      return { peak, samples };
+      sample();
+      return { peak, peakSingle, processes: tree.length, samples };
     },
   };
 }

@@ -1,12 +1,13 @@
 // The things the bench uploads through: the sink itself ("direct"), the plain undici pipe, nginx,
-// and the guard in spool and stream mode. Each start function returns { port, child } where child
-// is the measured proxy process (null for direct), after writing whatever config it needs.
+// and the guard in spool and stream mode, with one process or several (config `workers`). Each
+// start function returns { port, child } where child is the measured proxy process (null for
+// direct; a cluster primary whose workers are its children), after writing the config it needs.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, startChild, waitForPort } from './processes.mjs';
+import { freePort, startChild, waitForOutput, waitForPort } from './processes.mjs';
 
 export const PROJECT = fileURLToPath(new URL('../..', import.meta.url));
 const BENCH = join(PROJECT, 'bench');
@@ -39,10 +40,11 @@ export async function startPlainPipe(sinkPort) {
 }
 
 /** The guard's YAML: one upload route, PNG only, limits high enough for the big upload. */
-function guardConfig({ port, sinkPort, mode, spoolDir }) {
+function guardConfig({ port, sinkPort, mode, workers, spoolDir }) {
   return [
     `listen: 127.0.0.1:${port}`,
     'admin: false',
+    `workers: ${workers}`,
     `upstream: { url: "http://127.0.0.1:${sinkPort}" }`,
     'routes:',
     '  - { name: upload, path: /upload, methods: [POST], policy: bench }',
@@ -58,15 +60,20 @@ function guardConfig({ port, sinkPort, mode, spoolDir }) {
   ].join('\n');
 }
 
-export async function startGuard(mode, sinkPort, tmp) {
+/** The guard in `mode` with `workers` processes (config key `workers`, node:cluster when > 1). */
+export async function startGuard({ mode, workers = 1 }, sinkPort, tmp) {
   if (!existsSync(GUARD_CLI)) throw new Error(`${GUARD_CLI} is missing: run \`npm run build\` (npm run bench does)`);
   const port = await freePort();
-  const configPath = join(tmp, `guard-${mode}.yaml`);
-  writeFileSync(configPath, guardConfig({ port, sinkPort, mode, spoolDir: join(tmp, `spool-${mode}`) }));
+  const id = `${mode}-${workers}w`;
+  const configPath = join(tmp, `guard-${id}.yaml`);
+  writeFileSync(configPath, guardConfig({ port, sinkPort, mode, workers, spoolDir: join(tmp, `spool-${id}`) }));
   // check-config first: a schema mistake then reads as the guard's own file:line message.
   execFileSync(process.execPath, [GUARD_CLI, 'check-config', '--config', configPath], { cwd: PROJECT, stdio: 'pipe' });
-  const child = startChild(`guard ${mode}`, process.execPath, [GUARD_CLI, 'serve', '--config', configPath], { cwd: PROJECT });
+  const child = startChild(`guard ${mode} (${workers} worker${workers > 1 ? 's' : ''})`, process.execPath, [GUARD_CLI, 'serve', '--config', configPath], { cwd: PROJECT });
   await waitForPort(port, child);
+  // With workers the port opens as soon as the first worker listens; the primary logs "listening"
+  // only once all of them do, and a measurement must not start on half the workers.
+  if (workers > 1) await waitForOutput(child, /"msg":"listening"/);
   return { port, child };
 }
 
