@@ -61,6 +61,9 @@ describe('shipped configs', () => {
     assert.deepEqual(config.timeouts, { headersMs: 10_000, bodyIdleMs: 30_000, requestMs: 900_000 });
     assert.deepEqual(config.headerLimits, { maxSize: 16 * 1024, maxCount: 100 });
     assert.equal(config.drainTimeoutMs, 30_000);
+    assert.equal(config.stripApiKey, false);
+    assert.deepEqual(config.rateLimitStoreOptions, { timeoutMs: 100, onStoreError: 'local', maxTrackedClients: 100_000 });
+    assert.deepEqual(config.routes[0]?.policy.keyRateLimit, { ratePerSecond: 20, burst: 40 });
     assert.ok(config.isTrustedProxy('10.1.2.3'));
     const images = config.routes[0]?.policy;
     assert.ok(images);
