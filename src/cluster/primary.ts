@@ -10,11 +10,10 @@
 import cluster, { type Worker } from 'node:cluster';
 import { MemoryStore } from '../admission/memory-store.js';
 import type { CompiledConfig } from '../config/types.js';
-import { ConfigReloader } from '../lifecycle/config-reloader.js';
+import { reloadOnSignalAndChange, startAdmin } from '../lifecycle/operations.js';
 import { logEvent } from '../observe/log.js';
 import { GuardMetrics } from '../observe/metrics.js';
 import { StatusBoard } from '../observe/status-board.js';
-import { AdminServer } from '../server/admin-server.js';
 import { isWorkerMessage, type PrimaryMessage, type WorkerMessage } from './messages.js';
 import { answerStoreCall } from './primary-store.js';
 
@@ -22,7 +21,6 @@ export async function runPrimary(config: CompiledConfig, configPath: string): Pr
   const metrics = new GuardMetrics({ routes: config.routes.map((r) => r.name) });
   const board = new StatusBoard();
   const store = config.rateLimitStore.kind === 'memory' ? new MemoryStore({ maxTrackedClients: config.rateLimitStoreOptions.maxTrackedClients }) : null;
-  let admin: AdminServer | null = null;
   let draining = false;
   let announced = false;
   const listening = new Set<number>();
@@ -73,30 +71,21 @@ export async function runPrimary(config: CompiledConfig, configPath: string): Pr
   });
   for (let i = 0; i < config.workers; i++) fork();
 
-  if (config.admin !== null) {
-    admin = new AdminServer(config, { metrics, board, limiterStats: () => store?.stats() ?? {} });
-    const bound = await admin.listen();
-    logEvent('admin listening', { listen: `${bound.host}:${bound.port}`, endpoints: ['/metrics', '/healthz', '/readyz', '/'] });
-  }
+  const admin = await startAdmin(config, metrics, board, () => store?.stats() ?? {});
 
   const broadcast = (message: PrimaryMessage): void => {
     for (const worker of Object.values(cluster.workers ?? {})) worker?.send(message);
   };
-  const reloader = new ConfigReloader(
+  const reloader = reloadOnSignalAndChange(
     configPath,
+    metrics,
     async (next) => {
       if (next.workers !== config.workers) logEvent('config reload: a new worker count needs a restart', { workers: config.workers });
       broadcast({ ug: 'reload' });
       admin?.setConfig(next);
     },
-    (outcome, trigger) => {
-      metrics.configReloaded(outcome.result);
-      if (outcome.result === 'success') logEvent('config reloaded', { trigger, source: configPath, workers: config.workers });
-      else logEvent('config reload refused, keeping the running config', { trigger, errors: outcome.errors });
-    },
+    { workers: config.workers },
   );
-  reloader.watchFile();
-  process.on('SIGHUP', () => void reloader.reload('SIGHUP'));
 
   const finish = async (): Promise<void> => {
     logEvent('drained', { workers: config.workers });

@@ -12,9 +12,8 @@ import type { CompiledConfig } from '../config/types.js';
 import { logEvent } from '../observe/log.js';
 import { GuardMetrics } from '../observe/metrics.js';
 import { StatusBoard } from '../observe/status-board.js';
-import { AdminServer } from '../server/admin-server.js';
 import { GuardServer } from '../server/guard-server.js';
-import { ConfigReloader } from './config-reloader.js';
+import { reloadOnSignalAndChange, startAdmin } from './operations.js';
 
 export async function serveWithLifecycle(config: CompiledConfig, configPath: string): Promise<void> {
   if (cluster.isWorker) return runWorker(config, configPath);
@@ -24,32 +23,17 @@ export async function serveWithLifecycle(config: CompiledConfig, configPath: str
   const guard = new GuardServer(config, { observers: [metrics, board] });
   const address = await guard.listen();
   logEvent('listening', { listen: `${address.host}:${address.port}`, upstream: config.upstream.url.origin });
-  let admin: AdminServer | null = null;
-  if (config.admin !== null) {
-    admin = new AdminServer(config, { metrics, board, limiterStats: () => guard.limiterStats() });
-    const bound = await admin.listen();
-    logEvent('admin listening', { listen: `${bound.host}:${bound.port}`, endpoints: ['/metrics', '/healthz', '/readyz', '/'] });
-  }
+  const admin = await startAdmin(config, metrics, board, () => guard.limiterStats());
 
   let current = config;
-  const reloader = new ConfigReloader(
-    configPath,
-    async (next) => {
-      if (next.listen.host !== current.listen.host || next.listen.port !== current.listen.port) {
-        logEvent('config reload: listen changes need a restart; keeping the current listener', { listen: current.listen });
-      }
-      await guard.applyConfig(next);
-      admin?.setConfig(next);
-      current = next;
-    },
-    (outcome, trigger) => {
-      metrics.configReloaded(outcome.result);
-      if (outcome.result === 'success') logEvent('config reloaded', { trigger, source: configPath });
-      else logEvent('config reload refused, keeping the running config', { trigger, errors: outcome.errors });
-    },
-  );
-  reloader.watchFile();
-  process.on('SIGHUP', () => void reloader.reload('SIGHUP'));
+  const reloader = reloadOnSignalAndChange(configPath, metrics, async (next) => {
+    if (next.listen.host !== current.listen.host || next.listen.port !== current.listen.port) {
+      logEvent('config reload: listen changes need a restart; keeping the current listener', { listen: current.listen });
+    }
+    await guard.applyConfig(next);
+    admin?.setConfig(next);
+    current = next;
+  });
 
   let stopping = false;
   const stop = (signal: string): void => {
