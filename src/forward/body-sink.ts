@@ -52,19 +52,17 @@ export class SpoolSink implements BodySink {
 const STREAM_BUFFER_BYTES = 1024 * 1024;
 
 /**
- * Resolves on 'drain' or 'close', whichever comes first, and removes both listeners. (events.once
- * would leave the loser's listeners behind: one pair per backpressure wait, ~16,000 for 1 GiB,
- * whose removal at close stalls the event loop; an AbortSignal costs a DOMException per wait.)
+ * Resolves on the first of `events` and removes all its listeners. (events.once would leave the
+ * losers' listeners behind: one pair per backpressure wait, ~16,000 for 1 GiB, whose removal at
+ * close stalls the event loop; an AbortSignal to clean them up costs a DOMException per wait.)
  */
-function drainedOrClosed(body: PassThrough): Promise<void> {
+function firstEvent(emitter: Readable, events: readonly string[]): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
-      body.off('drain', done);
-      body.off('close', done);
+      for (const event of events) emitter.off(event, done);
       resolve();
     };
-    body.on('drain', done);
-    body.on('close', done);
+    for (const event of events) emitter.on(event, done);
   });
 }
 
@@ -91,7 +89,7 @@ export class StreamSink implements BodySink {
       // undici destroys the body with its own error when the request fails, which can reach
       // us before the response promise's rejection does: wait for either, then report the
       // upstream's failure (a SPEC code), not the raw stream error.
-      await drainedOrClosed(body);
+      await firstEvent(body, ['drain', 'close']);
       if (this.failure !== null || body.destroyed) throw await this.upstreamError();
     }
   }
@@ -152,20 +150,6 @@ async function* unmeasured(body: Readable): AsyncGenerator<Buffer> {
     }
     if (body.readableEnded) return;
     if (body.destroyed) throw body.errored ?? new Error('body destroyed before its end');
-    await readableOrFinished(body);
+    await firstEvent(body, ['readable', 'end', 'close']);
   }
-}
-
-function readableOrFinished(body: Readable): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      body.off('readable', done);
-      body.off('end', done);
-      body.off('close', done);
-      resolve();
-    };
-    body.on('readable', done);
-    body.on('end', done);
-    body.on('close', done);
-  });
 }

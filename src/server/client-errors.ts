@@ -5,6 +5,7 @@
 // every other refusal, then closes the connection. Nothing of such a request is ever forwarded.
 
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { type ErrorCode, GuardError, rejectionBody } from '../errors.js';
 
@@ -28,12 +29,10 @@ export function answerClientError(err: Error & { code?: string }, socket: Socket
   const error = new GuardError(code);
   const body = rejectionBody(error, randomUUID());
   socket.end(
-    `HTTP/1.1 ${error.status} ${STATUS_TEXT[error.status] ?? 'Error'}\r\n` +
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? 'Error'}\r\n` +
       `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
   // end() flushes the answer; a client that never reads must not keep the socket forever
   setTimeout(() => socket.destroy(), 1000).unref();
   return code;
 }
-
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };

@@ -278,8 +278,7 @@ export class GuardServer {
     const encoder = new CanonicalEncoder();
     const headers = upstreamRequestHeaders(req.rawHeaders, this.config.stripApiKey ? apiKeyHeaders(req, this.config.apiKeyHeader) : new Set());
     headers['content-type'] = encoder.contentType;
-    headers['x-forwarded-for'] = forwardedFor(req, this.config.isTrustedProxy);
-    headers['x-forwarded-proto'] = forwardedProto(req, this.config.isTrustedProxy);
+    Object.assign(headers, forwardedHeaders(req, this.config.isTrustedProxy));
     headers['x-request-id'] = id;
     if (req.headers.host !== undefined) headers.host = req.headers.host;
     const head = { method: req.method ?? 'POST', path: req.url ?? '/', headers };
@@ -364,19 +363,17 @@ function requestIdOf(req: IncomingMessage): string {
   return id;
 }
 
-/** The chain the upstream sees: a trusted proxy's X-Forwarded-For plus the peer; otherwise the peer alone. */
-function forwardedFor(req: IncomingMessage, isTrusted: (ip: string) => boolean): string {
+/** X-Forwarded-For/-Proto for the upstream: a trusted proxy's chain plus the peer and its proto; otherwise the peer alone and http. */
+function forwardedHeaders(req: IncomingMessage, isTrusted: (ip: string) => boolean): { 'x-forwarded-for': string; 'x-forwarded-proto': string } {
+  const peer = normaliseAddress(req.socket.remoteAddress ?? '') ?? '';
+  if (!isTrusted(peer)) return { 'x-forwarded-for': peer, 'x-forwarded-proto': 'http' };
   const prior = req.headers['x-forwarded-for'];
-  const peer = normaliseAddress(req.socket.remoteAddress ?? '') ?? '';
-  if (!prior || !isTrusted(peer)) return peer;
-  return `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}`;
-}
-
-/** https when a trusted proxy (e.g. nginx terminating TLS) says so; otherwise what this hop is: http. */
-function forwardedProto(req: IncomingMessage, isTrusted: (ip: string) => boolean): string {
-  const given = req.headers['x-forwarded-proto'];
-  const peer = normaliseAddress(req.socket.remoteAddress ?? '') ?? '';
-  return isTrusted(peer) && (given === 'https' || given === 'http') ? given : 'http';
+  const proto = req.headers['x-forwarded-proto'];
+  return {
+    'x-forwarded-for': prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}` : peer,
+    // https when a trusted proxy (e.g. nginx terminating TLS) says so; otherwise this hop: http
+    'x-forwarded-proto': proto === 'https' || proto === 'http' ? proto : 'http',
+  };
 }
 
 /** Headers that carry the guard's API key, removed before forwarding when stripApiKey is set. */
