@@ -10,6 +10,7 @@
 
 import { fileTypeFromBuffer } from 'file-type';
 import { fileKind } from './file-kinds.js';
+import { type BytePair, PairScanner } from './pair-scan.js';
 
 /**
  * How many leading bytes of a file the caller buffers before calling checkContent.
@@ -109,8 +110,8 @@ function compile(text: string): { bytes: Uint8Array; letter: Uint8Array } {
 }
 
 const compiledMarker = (m: ActiveContentMarker): CompiledMarker => ({ ...m, ...compile(m.text) });
-// Markers are found through an anchor byte sequence Buffer.indexOf can jump to (memchr speed):
-// '<' for the tags, the ':' ending `javascript:`, the '__' starting `__halt_compiler`.
+// Markers are found through their anchors (MARKER_ANCHOR_PAIRS below): '<' for the tags, the
+// ':' ending `javascript:`, the '__' starting `__halt_compiler`.
 const LT_MARKERS: readonly CompiledMarker[] = ACTIVE_CONTENT_MARKERS.filter((m) => m.text.startsWith('<')).map(compiledMarker);
 const JS_URL = compiledMarker(ACTIVE_CONTENT_MARKERS.find((m) => m.text === 'javascript:')!);
 const HALT = compiledMarker(ACTIVE_CONTENT_MARKERS.find((m) => m.text === '__halt_compiler')!);
@@ -121,7 +122,20 @@ const UNAMBIGUOUS_LT_MARKERS: readonly CompiledMarker[] = LT_MARKERS.filter((m) 
 // Second bytes of the '<' markers, both cases for letters.
 const LT_SECOND = byteTable(LT_MARKERS.flatMap((m) => (m.letter[1] === 1 ? [m.bytes[1]!, m.bytes[1]! & ~0x20] : [m.bytes[1]!])));
 const COLON = 0x3a;
-const DOUBLE_UNDERSCORE = Buffer.from('__', 'latin1');
+const UNDERSCORE = 0x5f;
+
+/**
+ * The markers' anchors as byte pairs (pair-scan.ts): '<' and the second byte of a '<' marker, the
+ * "t:" ending `javascript:`, the "__" starting `__halt_compiler`. A scan for them must reach
+ * MARKER_ANCHOR_REACH bytes past the last marker start it decides (the ':' is that far in).
+ */
+export const MARKER_ANCHOR_PAIRS: readonly BytePair[] = [
+  { first: [LT], second: [...LT_SECOND.keys()].filter((b) => LT_SECOND[b] === 1) },
+  { first: [0x74, 0x54], second: [COLON] },
+  { first: [UNDERSCORE], second: [UNDERSCORE] },
+];
+export const MARKER_ANCHOR_REACH = JS_URL.bytes.length;
+const markerAnchors = new PairScanner(MARKER_ANCHOR_PAIRS);
 const COMMENT_END = Buffer.from('*/', 'latin1');
 
 // Byte classes as lookup tables (no per-call allocation or regex).
@@ -206,11 +220,20 @@ export type MarkerSet = 'all' | 'unambiguous';
  * The first marker starting in [from, to) of `bytes`; the follow rules may read up to the end of
  * `bytes` (a streaming caller passes MARKER_LOOKAHEAD bytes beyond `to`). Offsets are into `bytes`.
  */
-export function scanActiveContent(bytes: Uint8Array, from: number, to: number, atEnd: boolean, markers: MarkerSet = 'all'): MarkerHit | undefined {
+export function scanActiveContent(
+  bytes: Uint8Array,
+  from: number,
+  to: number,
+  atEnd: boolean,
+  markers: MarkerSet = 'all',
+  /** ascending candidates of a PairScanner holding MARKER_ANCHOR_PAIRS, over [from, to + MARKER_ANCHOR_REACH) */
+  anchors?: Int32Array,
+): MarkerHit | undefined {
   const buf = asBuffer(bytes);
   const ltMarkers = markers === 'all' ? LT_MARKERS : UNAMBIGUOUS_LT_MARKERS;
   const n = buf.length;
   const end = Math.min(to, n);
+  const candidates = anchors ?? markerAnchors.candidates(buf, from, end + MARKER_ANCHOR_REACH);
   // A code run that stopped at a non-code byte without a closing tag proves the same for every
   // later run that starts before that byte: remember where, so the scan stays linear.
   let deadRunEnd = -1;
@@ -354,26 +377,33 @@ export function scanActiveContent(bytes: Uint8Array, from: number, to: number, a
   };
 
   let best: MarkerHit | undefined;
-  // '<' markers, in position order; the byte after '<' rules out all of them ~95% of the time.
-  for (let i = buf.indexOf(LT, from); i !== -1 && i < end; i = buf.indexOf(LT, i + 1)) {
-    if (i + 1 < n && LT_SECOND[buf[i + 1]!] === 0) continue;
+  // '<' markers, in position order. A '<' in the last byte is no candidate (it has no byte after
+  // it), and no marker fits there either.
+  for (const i of candidates) {
+    if (i >= end) break;
+    if (i < from || buf[i] !== LT || LT_SECOND[buf[i + 1]!] === 0) continue;
     const m = ltMarkers.find((c) => matchesAt(buf, i, c) && followOk(c, i + c.bytes.length));
     if (m !== undefined) {
       best = { marker: m.text, offset: i };
       break;
     }
   }
-  // `javascript:` through its ':' (1 byte in 256 of random data, 'j' would be 2).
+  // `javascript:`, found by its "t:" (the ':' is 1 byte in 256 of random data, 'j' would be 2).
   const jsLimit = best?.offset ?? end;
   const back = JS_URL.bytes.length - 1;
-  for (let c = buf.indexOf(COLON, from + back); c !== -1 && c - back < jsLimit; c = buf.indexOf(COLON, c + 1)) {
-    if ((buf[c - 1]! | 0x20) === 0x74 /* t */ && matchesAt(buf, c - back, JS_URL)) {
+  for (const t of candidates) {
+    const c = t + 1;
+    if (c - back >= jsLimit) break;
+    if (c - back < from || buf[c] !== COLON || (buf[t]! | 0x20) !== 0x74 /* t */) continue;
+    if (matchesAt(buf, c - back, JS_URL)) {
       best = { marker: JS_URL.text, offset: c - back };
       break;
     }
   }
   const haltLimit = best?.offset ?? end;
-  for (let u = buf.indexOf(DOUBLE_UNDERSCORE, from); u !== -1 && u < haltLimit; u = buf.indexOf(DOUBLE_UNDERSCORE, u + 1)) {
+  for (const u of candidates) {
+    if (u >= haltLimit) break;
+    if (u < from || buf[u] !== UNDERSCORE || buf[u + 1] !== UNDERSCORE) continue;
     if (matchesAt(buf, u, HALT)) {
       best = { marker: HALT.text, offset: u };
       break;

@@ -18,9 +18,10 @@
 //   doc/xls/ppt     a VBA project storage (_VBA_PROJECT in the compound file directory)
 
 import { createReadStream } from 'node:fs';
-import { MARKER_LOOKAHEAD, scanActiveContent, type MarkerSet } from './content-check.js';
+import { MARKER_ANCHOR_PAIRS, MARKER_ANCHOR_REACH, MARKER_LOOKAHEAD, scanActiveContent, type MarkerSet } from './content-check.js';
 import { fileKind } from './file-kinds.js';
 import { imageWalkerFor, type ImageWalker } from './image-structure.js';
+import { type BytePair, PairScanner } from './pair-scan.js';
 import { PdfScanner } from './pdf-scan.js';
 import { endsWithZip, OfficePackageWalker, ZIP_TAIL_BYTES } from './zip-scan.js';
 
@@ -123,26 +124,44 @@ function machoAt(b: Buffer, at: number): boolean {
   return cpuOk && type >= 1 && type <= 12;
 }
 
-/** The first embedded program starting in [from, to): its kind and offset. */
-export function findExecutable(b: Buffer, from: number, to: number): { kind: string; offset: number } | null {
-  let best: { kind: string; offset: number } | null = null;
-  const search = (sig: Buffer, kind: string, check: (b: Buffer, at: number) => boolean): void => {
-    const limit = best?.offset ?? to;
-    for (let at = b.indexOf(sig, from); at !== -1 && at < limit; at = b.indexOf(sig, at + 1)) {
-      if (check(b, at)) {
-        best = { kind, offset: at };
-        return;
-      }
+const PROGRAMS = [
+  { sig: ELF, kind: 'ELF', check: elfAt },
+  { sig: PE, kind: 'Windows PE', check: peAt },
+  { sig: MACHO_64, kind: 'Mach-O', check: machoAt },
+  { sig: MACHO_32, kind: 'Mach-O', check: machoAt },
+] as const;
+
+/** The programs' first two bytes, for PairScanner (pair-scan.ts). */
+export const PROGRAM_ANCHOR_PAIRS: readonly BytePair[] = [
+  { first: [ELF[0]!, PE[0]!], second: [ELF[1]!] }, // 7f 'E' and 'P' 'E'
+  { first: [MACHO_64[0]!, MACHO_32[0]!], second: [MACHO_64[1]!] },
+];
+const programAnchors = new PairScanner(PROGRAM_ANCHOR_PAIRS);
+
+function signatureAt(b: Buffer, at: number, sig: Buffer): boolean {
+  if (at + sig.length > b.length) return false;
+  for (let k = 0; k < sig.length; k++) if (b[at + k] !== sig[k]) return false;
+  return true;
+}
+
+/**
+ * The first embedded program starting in [from, to): its kind and offset. `anchors`: ascending
+ * candidates of a PairScanner holding PROGRAM_ANCHOR_PAIRS over at least [from, to).
+ */
+export function findExecutable(b: Buffer, from: number, to: number, anchors?: Int32Array): { kind: string; offset: number } | null {
+  for (const at of anchors ?? programAnchors.candidates(b, from, to)) {
+    if (at >= to) break;
+    if (at < from) continue;
+    for (const program of PROGRAMS) {
+      if (signatureAt(b, at, program.sig) && program.check(b, at)) return { kind: program.kind, offset: at };
     }
-  };
-  search(ELF, 'ELF', elfAt);
-  search(PE, 'Windows PE', peAt);
-  search(MACHO_64, 'Mach-O', machoAt);
-  search(MACHO_32, 'Mach-O', machoAt);
-  return best;
+  }
+  return null;
 }
 
 // ---- the inspector -----------------------------------------------------------------------------
+
+const windowAnchors = new PairScanner([...MARKER_ANCHOR_PAIRS, ...PROGRAM_ANCHOR_PAIRS]);
 
 const ZIP_BASED = new Set(['docx', 'xlsx', 'pptx', 'odt', 'ods', 'odp', 'epub', 'zip', 'jar', 'apk']);
 const OFFICE_PACKAGES = new Set(['docx', 'xlsx', 'pptx', 'odt', 'ods', 'odp']);
@@ -262,14 +281,16 @@ export class ContentInspector {
   }
 
   private scanWindow(bytes: Buffer, from: number, to: number, atEnd: boolean, base: number): string | null {
-    const hit = scanActiveContent(bytes, from, to, atEnd, this.markers);
+    // one pass finds the anchors of both the markers and the programs
+    const anchors = windowAnchors.candidates(bytes, from, to + MARKER_ANCHOR_REACH);
+    const hit = scanActiveContent(bytes, from, to, atEnd, this.markers, anchors);
     if (hit !== undefined) return this.describe(`active content (${hit.marker})`, base + hit.offset);
     if (this.textKind) {
       const nul = bytes.indexOf(0, from);
       if (nul !== -1 && nul < to) return `binary data (NUL at offset ${base + nul}) in .${this.ext} file`;
     }
     if (this.programs) {
-      const program = findExecutable(bytes, from, to);
+      const program = findExecutable(bytes, from, to, anchors);
       if (program !== null) return this.describe(`an embedded ${program.kind} program`, base + program.offset);
     }
     if (this.cfb) {

@@ -61,9 +61,30 @@ export class DelimiterScanner {
     if (this.closed) this.epilogueStart = 0;
     if (this.closed || this.problem !== null) return;
     const carried = this.pending.length;
-    const buf = carried === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    let pos = this.resumeAt;
-    let contentStart = this.contentStart;
+    if (carried === 0) return this.scan(chunk, this.resumeAt, this.contentStart, 0);
+    if (!this.inHeaders && chunk.length >= 4 * this.dashBoundary.length && !this.delimiterNearJunction(chunk)) {
+      // The carried bytes only matter to a delimiter starting in them (or just after them, for its
+      // CRLF): none does, so scan the chunk itself rather than a copy of it joined to them.
+      const resume = Math.max(0, this.resumeAt - carried);
+      const contentStart = this.contentStart - carried;
+      this.pending = EMPTY;
+      return this.scan(chunk, resume, contentStart, 0);
+    }
+    const buf = Buffer.concat([this.pending, chunk]);
+    this.pending = EMPTY;
+    this.scan(buf, this.resumeAt, this.contentStart, carried);
+  }
+
+  /** Whether "--BOUNDARY" starts in the carried bytes or in the first two bytes of `chunk`. */
+  private delimiterNearJunction(chunk: Buffer): boolean {
+    const carried = this.pending.length;
+    const junction = Buffer.concat([this.pending, chunk.subarray(0, this.dashBoundary.length + 2)]);
+    const at = junction.indexOf(this.dashBoundary, this.resumeAt);
+    return at !== -1 && at < carried + 2;
+  }
+
+  /** The state machine over `buf`, which starts `carried` bytes before the chunk just fed. */
+  private scan(buf: Buffer, pos: number, contentStart: number, carried: number): void {
     this.pending = EMPTY;
     for (;;) {
       if (this.inHeaders) {

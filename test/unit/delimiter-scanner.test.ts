@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
 import { DelimiterScanner, rawPartHeader } from '../../src/upload/delimiter-scanner.ts';
 import { CanonicalEncoder } from '../../src/upload/canonical-encoder.ts';
 
@@ -62,4 +63,54 @@ test('the canonical encoder frames parts with its own boundary', () => {
   assert.equal(scanner.closed, true);
   assert.equal(scanner.partDelimiters, 2);
   assert.match(body.toString('latin1'), /Content-Disposition: form-data; name="f"; filename="x.png"\r\nContent-Type: image\/png\r\n\r\nbytes\r\n/);
+});
+
+// The scanner copies as little as it can across chunk boundaries (a chunk is scanned in place when
+// no delimiter can start in the carried bytes): whatever the chunking, it must read a body exactly
+// as it reads the whole body in one piece.
+test('any chunking reads a body as one piece does (property)', () => {
+  const boundary = 'bOuNdArY-1234';
+  const fragments = [
+    `\r\n--${boundary}\r\n`,
+    `\r\n--${boundary}--\r\n`,
+    `--${boundary}`,
+    `\r\n--${boundary}x`,
+    '\r\n',
+    '\r\n\r\n',
+    'Content-Disposition: form-data; name="f"; filename="a.png"\r\n\r\n',
+    '--',
+    '-',
+    boundary.slice(0, 5),
+  ];
+  const piece = fc.oneof(
+    fc.constantFrom(...fragments).map((s) => Buffer.from(s, 'latin1')),
+    fc.uint8Array({ minLength: 1, maxLength: 200 }).map((b) => Buffer.from(b)),
+  );
+  const body = fc.array(piece, { maxLength: 30 }).map((parts) =>
+    Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="a"\r\n\r\n`), ...parts]),
+  );
+  const cuts = fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 40 });
+  const reading = (chunks: Buffer[]) => {
+    const scanner = new DelimiterScanner(boundary);
+    let offset = 0;
+    let epilogueAt: number | null = null;
+    for (const chunk of chunks) {
+      scanner.feed(chunk);
+      if (epilogueAt === null && scanner.epilogueStart !== null) epilogueAt = offset + scanner.epilogueStart;
+      offset += chunk.length;
+    }
+    return { problem: scanner.problem, closed: scanner.closed, headers: scanner.partHeaders, delimiters: scanner.partDelimiters, epilogueAt };
+  };
+  fc.assert(
+    fc.property(body, cuts, (whole, sizes) => {
+      const chunks: Buffer[] = [];
+      for (let at = 0, k = 0; at < whole.length; k++) {
+        const size = sizes[k % sizes.length]!;
+        chunks.push(whole.subarray(at, at + size));
+        at += size;
+      }
+      assert.deepEqual(reading(chunks), reading([whole]));
+    }),
+    { numRuns: 3000, seed: 20261124 },
+  );
 });
