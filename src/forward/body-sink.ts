@@ -36,7 +36,13 @@ export class SpoolSink implements BodySink {
   }
   async complete(): Promise<UpstreamResponse> {
     const headers = { ...this.head.headers, 'content-length': String(this.spool.length) };
-    const body = this.spool.reader();
+    let body: Readable;
+    try {
+      body = await this.spool.reader();
+    } catch (err) {
+      void this.spool.release();
+      throw err;
+    }
     try {
       return await this.upstream.send({ ...this.head, headers, body });
     } finally {

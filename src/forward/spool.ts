@@ -8,12 +8,29 @@ import { mkdirSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { GuardError } from '../errors.js';
+
+/**
+ * Once on disk, chunks are gathered and written this many bytes at a time with one writev, while
+ * the next ones gather: one thread-pool round trip per 64 KiB chunk, awaited by the parser,
+ * made spool mode crawl. Bounds memory at two batches (one being written, one gathering).
+ */
+const FILE_BATCH_BYTES = 1024 * 1024;
+/** Read-back buffer size: fewer, larger reads and upstream writes than the 64 KiB default. */
+const READ_BUFFER_BYTES = 1024 * 1024;
 
 export class Spool {
   private readonly dir: string;
   private readonly memoryThreshold: number;
+  /** in memory: the whole body so far; on disk: the batch not yet handed to a write */
   private chunks: Buffer[] = [];
+  private chunkBytes = 0;
   private file: FileHandle | null = null;
+  /** the batch write in flight, if any; it never rejects (a failure is kept in `failure`) */
+  private flushing: Promise<void> | null = null;
+  private failure: unknown = null;
+  /** bytes handed to file writes so far: where the next batch goes */
+  private fileBytes = 0;
   private released = false;
   /** bytes written so far */
   length = 0;
@@ -25,31 +42,57 @@ export class Spool {
 
   async write(chunk: Buffer): Promise<void> {
     if (this.released) throw new Error('spool already released');
+    if (this.failure !== null) throw this.failure;
     if (this.file === null && this.length + chunk.length > this.memoryThreshold) {
       await this.moveToFile();
     }
-    if (this.file !== null) {
-      let offset = 0;
-      while (offset < chunk.length) {
-        const { bytesWritten } = await this.file.write(chunk, offset, chunk.length - offset, this.length + offset);
-        offset += bytesWritten;
-      }
-    } else {
-      this.chunks.push(chunk);
-    }
+    this.chunks.push(chunk);
+    this.chunkBytes += chunk.length;
     this.length += chunk.length;
+    if (this.file !== null && this.chunkBytes >= FILE_BATCH_BYTES) {
+      // at most one batch in flight: wait for the previous one, then start this one and return
+      await this.flushing;
+      if (this.failure !== null) throw this.failure;
+      this.flushing = this.writeBatch();
+    }
   }
 
   /** The spooled body as a stream; the spool releases itself once the stream closes. */
-  reader(): Readable {
+  async reader(): Promise<Readable> {
     if (this.file === null) {
       const chunks = this.chunks;
       this.chunks = [];
       return Readable.from(chunks, { objectMode: false });
     }
-    const stream = this.file.createReadStream({ start: 0, end: Math.max(0, this.length - 1), autoClose: true });
+    await this.flushing;
+    this.flushing = this.writeBatch();
+    await this.flushing;
+    if (this.failure !== null) throw this.failure;
+    const stream = this.file.createReadStream({ start: 0, end: Math.max(0, this.length - 1), autoClose: true, highWaterMark: READ_BUFFER_BYTES });
     this.file = null; // the stream now owns the descriptor
     return stream;
+  }
+
+  /** Writes the gathered chunks at the end of the file; records a failure instead of rejecting. */
+  private async writeBatch(): Promise<void> {
+    const file = this.file;
+    let batch = this.chunks;
+    let position = this.fileBytes;
+    this.fileBytes += this.chunkBytes;
+    this.chunks = [];
+    this.chunkBytes = 0;
+    if (file === null || batch.length === 0) return;
+    try {
+      while (batch.length > 0) {
+        const { bytesWritten } = await file.writev(batch, position);
+        position += bytesWritten;
+        batch = unwritten(batch, bytesWritten);
+      }
+    } catch (err) {
+      // the spool volume is the guard's storage: a full or failing disk is STORAGE_FULL, not a bad upload
+      const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+      this.failure ??= new GuardError('STORAGE_FULL', `Could not spool the upload (${code})`);
+    }
   }
 
   /** Frees memory and closes the temp file; safe to call more than once. */
@@ -58,7 +101,9 @@ export class Spool {
     this.chunks = [];
     const file = this.file;
     this.file = null;
-    if (file !== null) await file.close().catch(() => undefined);
+    if (file === null) return;
+    await this.flushing; // a batch still being written holds the descriptor
+    await file.close().catch(() => undefined);
   }
 
   private async moveToFile(): Promise<void> {
@@ -71,12 +116,15 @@ export class Spool {
       await file.close();
       throw new Error('spool already released');
     }
-    this.file = file;
-    let position = 0;
-    for (const chunk of this.chunks) {
-      await file.write(chunk, 0, chunk.length, position);
-      position += chunk.length;
-    }
-    this.chunks = [];
+    this.file = file; // what is in memory goes out with the first batch
   }
+}
+
+/** What is left of `batch` after its first `written` bytes. */
+function unwritten(batch: Buffer[], written: number): Buffer[] {
+  let skip = written;
+  let index = 0;
+  while (index < batch.length && skip >= batch[index]!.length) skip -= batch[index++]!.length;
+  if (index === batch.length) return [];
+  return [batch[index]!.subarray(skip), ...batch.slice(index + 1)];
 }
