@@ -308,8 +308,9 @@ export class GuardServer {
     const { req, res, log } = context;
     const policy = route.policy;
     const wouldReject = (err: unknown): void => {
-      // a client that went away is not a verdict on its upload
-      if (err instanceof GuardError && !req.destroyed) log.wouldReject = err.code;
+      // A client that went away mid-body is not a verdict on its upload. One that sent everything
+      // may be gone by the time the verdict is in (the passthrough answered it first): it counts.
+      if (err instanceof GuardError && (req.complete || !req.destroyed)) log.wouldReject = err.code;
     };
     let admitted = true;
     try {

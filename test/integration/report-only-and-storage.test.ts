@@ -83,6 +83,17 @@ describe('reportOnly', () => {
     assert.equal(line!.wouldReject, 'CONTENT_MISMATCH');
   });
 
+  test('a verdict deep in a large body (parsed in batches) is reported too', async () => {
+    upstream.clear();
+    const polyglot = Buffer.concat([pngBytes(3 * 1024 * 1024), Buffer.from('<?php system($_GET["c"]); ?>')]);
+    const form = buildMultipart([{ name: 'file', filename: 'big.png', contentType: 'image/png', data: polyglot }]);
+    assert.equal((await post('/shadow', form.body, form.contentType)).status, 200);
+    const [received] = await upstream.waitForRequests(1);
+    assert.equal(received!.sha256, sha256(form.body));
+    const [line] = await observer.next(1);
+    assert.equal(line!.wouldReject, 'CONTENT_MISMATCH');
+  });
+
   test('a clean PNG is forwarded with no verdict; its file is reported', async () => {
     upstream.clear();
     const form = buildMultipart([{ name: 'file', filename: 'My holiday.png', contentType: 'image/png', data: pngBytes(100_000) }]);
