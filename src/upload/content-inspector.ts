@@ -137,6 +137,8 @@ export const PROGRAM_ANCHOR_PAIRS: readonly BytePair[] = [
   { first: [MACHO_64[0]!, MACHO_32[0]!], second: [MACHO_64[1]!] },
 ];
 const programAnchors = new PairScanner(PROGRAM_ANCHOR_PAIRS);
+const PROGRAM_FIRST_BYTE = new Uint8Array(256);
+for (const { sig } of PROGRAMS) PROGRAM_FIRST_BYTE[sig[0]!] = 1;
 
 function signatureAt(b: Buffer, at: number, sig: Buffer): boolean {
   if (at + sig.length > b.length) return false;
@@ -151,7 +153,7 @@ function signatureAt(b: Buffer, at: number, sig: Buffer): boolean {
 export function findExecutable(b: Buffer, from: number, to: number, anchors?: Int32Array): { kind: string; offset: number } | null {
   for (const at of anchors ?? programAnchors.candidates(b, from, to)) {
     if (at >= to) break;
-    if (at < from) continue;
+    if (at < from || PROGRAM_FIRST_BYTE[b[at]!] === 0) continue; // most candidates are markers
     for (const program of PROGRAMS) {
       if (signatureAt(b, at, program.sig) && program.check(b, at)) return { kind: program.kind, offset: at };
     }

@@ -81,7 +81,8 @@ export class PairScanner {
         grown.set(found.subarray(0, count));
         found = grown;
       }
-      for (let k = 0; k < n; k++) found[count + k] = this.positions[k]! + at;
+      found.set(this.positions.subarray(0, n), count);
+      if (at !== 0) for (let k = count; k < count + n; k++) found[k]! += at;
       count += n;
     }
     return found.subarray(0, count);
