@@ -129,8 +129,12 @@ const UNDERSCORE = 0x5f;
  * "t:" ending `javascript:`, the "__" starting `__halt_compiler`. A scan for them must reach
  * MARKER_ANCHOR_REACH bytes past the last marker start it decides (the ':' is that far in).
  */
+const LT_SECOND_BYTES = [...LT_SECOND.keys()].filter((b) => LT_SECOND[b] === 1);
+const isLetter = (b: number): boolean => ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x7a);
 export const MARKER_ANCHOR_PAIRS: readonly BytePair[] = [
-  { first: [LT], second: [...LT_SECOND.keys()].filter((b) => LT_SECOND[b] === 1) },
+  // two pairs for '<' (tag letters; '?', '%', '!'): each widens less in the nibble tables than one
+  { first: [LT], second: LT_SECOND_BYTES.filter(isLetter) },
+  { first: [LT], second: LT_SECOND_BYTES.filter((b) => !isLetter(b)) },
   { first: [0x74, 0x54], second: [COLON] },
   { first: [UNDERSCORE], second: [UNDERSCORE] },
 ];
