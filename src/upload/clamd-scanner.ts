@@ -13,6 +13,14 @@
 // slows the upload down rather than piling the file up here. The timeout runs only while this
 // side waits for clamd (connecting, a full socket, the answer), never while the client is simply
 // slow to send the next bytes.
+//
+// Over StreamMaxLength, clamd answers and closes while our next chunks are still unread in its
+// socket, so its kernel resets the connection. A write that meets the reset fails at once and
+// Node closes the socket before the answer waiting in our receive buffer is read (about 1 scan in
+// 200 here). A connection lost without an answer is therefore asked about once more: a second
+// INSTREAM announces as many bytes as this one did and sends none; clamd checks a chunk's length
+// against StreamMaxLength before reading it, so it answers "size limit exceeded" at once if that
+// is why the first one closed, and otherwise waits for data, which we take as "no".
 
 import { connect, type Socket } from 'node:net';
 import type { ClamdAddress } from '../config/types.js';
@@ -31,6 +39,8 @@ const END_OF_STREAM = Buffer.alloc(4);
 const MAX_REPLY_BYTES = 4096;
 /** clamd reads a chunk's length as an unsigned 32-bit number; stay well below it. */
 const MAX_CHUNK_BYTES = 1024 * 1024;
+/** How long the size-limit question waits for clamd's immediate answer (capped by the timeout). */
+const SIZE_PROBE_WAIT_MS = 1000;
 
 /** Reads clamd's one-line answer to INSTREAM (without its NUL or newline terminator). */
 export function parseClamdReply(line: string): ClamdVerdict {
@@ -55,8 +65,12 @@ export class ClamdStream {
   readonly verdict: Promise<ClamdVerdict>;
   private result: ClamdVerdict | null = null;
   private resolveVerdict!: (verdict: ClamdVerdict) => void;
+  private readonly address: ClamdAddress;
   private readonly socket: Socket;
+  private probe: Socket | null = null;
   private readonly timeoutMs: number;
+  /** the sum of the chunk lengths announced to clamd so far */
+  private announcedBytes = 0;
   private reply = Buffer.alloc(0);
   private ended = false;
   /** waits in progress (connect, drain, answer); the timeout runs only while there is one */
@@ -65,15 +79,16 @@ export class ClamdStream {
   private readonly parked = new Set<() => void>();
 
   constructor(address: ClamdAddress, timeoutMs: number) {
+    this.address = address;
     this.timeoutMs = timeoutMs;
     this.verdict = new Promise((resolve) => (this.resolveVerdict = resolve));
-    this.socket = address.kind === 'tcp' ? connect({ host: address.host, port: address.port }) : connect({ path: address.path });
+    this.socket = connectTo(address);
     const socket = this.socket;
     socket.on('data', (data: Buffer) => this.onData(data));
     socket.on('drain', () => this.wake());
     socket.on('timeout', () => this.settle({ kind: 'error', detail: `clamd made no progress for ${this.timeoutMs} ms`, timeout: true }));
-    socket.on('error', (err: NodeJS.ErrnoException) => this.settle(this.answerOr(`clamd: ${err.code ?? err.message}`)));
-    socket.on('close', () => this.settle(this.answerOr('clamd closed the connection without a verdict')));
+    socket.on('error', (err: NodeJS.ErrnoException) => this.lost(`clamd: ${err.code ?? err.message}`));
+    socket.on('close', () => this.lost('clamd closed the connection without a verdict'));
     this.beginWait();
     socket.once('connect', () => this.endWait());
     socket.write(COMMAND);
@@ -86,10 +101,11 @@ export class ClamdStream {
 
   /** Sends the next bytes of the file; resolves when clamd can take more (or the scan settled). */
   async write(chunk: Buffer): Promise<void> {
-    for (let offset = 0; offset < chunk.length && this.result === null && !this.ended; offset += MAX_CHUNK_BYTES) {
+    for (let offset = 0; offset < chunk.length && this.open; offset += MAX_CHUNK_BYTES) {
       const piece = chunk.subarray(offset, offset + MAX_CHUNK_BYTES);
       const length = Buffer.allocUnsafe(4);
       length.writeUInt32BE(piece.length, 0);
+      this.announcedBytes += piece.length;
       this.socket.write(length);
       if (!this.socket.write(piece)) await this.drained();
     }
@@ -97,7 +113,7 @@ export class ClamdStream {
 
   /** The file is complete: send the terminating zero-length chunk and wait for the answer. */
   end(): Promise<ClamdVerdict> {
-    if (this.result === null && !this.ended) {
+    if (this.open) {
       this.ended = true;
       this.socket.write(END_OF_STREAM);
       this.beginWait();
@@ -110,8 +126,13 @@ export class ClamdStream {
     this.settle(verdict);
   }
 
+  /** Still sending: no verdict, not ended, the connection not lost. */
+  private get open(): boolean {
+    return this.result === null && !this.ended && this.probe === null && !this.socket.destroyed;
+  }
+
   private drained(): Promise<void> {
-    if (this.result !== null) return Promise.resolve();
+    if (!this.open) return Promise.resolve();
     this.beginWait();
     return new Promise<void>((resolve) => {
       this.parked.add(resolve);
@@ -141,10 +162,37 @@ export class ClamdStream {
     else if (this.reply.length > MAX_REPLY_BYTES) this.settle({ kind: 'error', detail: 'clamd sent an unreadable answer', timeout: false });
   }
 
-  /** An unterminated answer still counts when the connection ends right after it. */
-  private answerOr(detail: string): ClamdVerdict {
-    if (this.reply.length > 0) return parseClamdReply(this.reply.toString('latin1'));
-    return { kind: 'error', detail, timeout: false };
+  /** The connection ended or failed before a terminated answer arrived. */
+  private lost(detail: string): void {
+    if (this.result !== null || this.probe !== null) return;
+    // An unterminated answer still counts when the connection ends right after it.
+    if (this.reply.length > 0) return this.settle(parseClamdReply(this.reply.toString('latin1')));
+    if (this.announcedBytes === 0) return this.settle({ kind: 'error', detail, timeout: false });
+    this.wake();
+    this.askWhetherTooLarge(detail);
+  }
+
+  /** See the file comment: announce as many bytes again, send none, and read the answer if any. */
+  private askWhetherTooLarge(detail: string): void {
+    const probe = connectTo(this.address);
+    this.probe = probe;
+    const length = Buffer.allocUnsafe(4);
+    length.writeUInt32BE(Math.min(this.announcedBytes, 0xffffffff), 0);
+    probe.write(Buffer.concat([COMMAND, length]));
+    let answer = Buffer.alloc(0);
+    const conclude = (): void => {
+      clearTimeout(timer);
+      probe.destroy();
+      const verdict = parseClamdReply(answer.toString('latin1').replace(/[\0\n][\s\S]*$/, ''));
+      this.settle(verdict.kind === 'too-large' ? verdict : { kind: 'error', detail, timeout: false });
+    };
+    const timer = setTimeout(conclude, Math.min(SIZE_PROBE_WAIT_MS, this.timeoutMs));
+    probe.on('data', (data: Buffer) => {
+      answer = Buffer.concat([answer, data]).subarray(0, MAX_REPLY_BYTES);
+      if (answer.includes(0) || answer.includes(0x0a)) conclude();
+    });
+    probe.on('error', () => undefined);
+    probe.on('close', conclude);
   }
 
   private settle(verdict: ClamdVerdict): void {
@@ -152,7 +200,12 @@ export class ClamdStream {
     this.result = verdict;
     this.socket.setTimeout(0);
     this.socket.destroy();
+    this.probe?.destroy();
     this.wake();
     this.resolveVerdict(verdict);
   }
+}
+
+function connectTo(address: ClamdAddress): Socket {
+  return address.kind === 'tcp' ? connect({ host: address.host, port: address.port }) : connect({ path: address.path });
 }

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -20,6 +21,7 @@ import { buildMultipart, buildMultipartStream, type MultipartPart, parseMultipar
 import { rawRequest } from '../helpers/raw-http.ts';
 import { type RecordedRequest, type RecordingUpstream, startRecordingUpstream } from '../helpers/recording-upstream.ts';
 import { pngBytes, pngChunk } from '../helpers/samples.ts';
+import { ClamdStream } from '../../src/upload/clamd-scanner.ts';
 
 const MiB = 1024 * 1024;
 const MODES = ['spool', 'stream'] as const;
@@ -239,6 +241,43 @@ describe('malware scanning with a real clamd', { skip: CLAMD === null ? 'clamd n
     assert.ok(line, 'the unscanned file is logged');
     assert.equal(line.action, 'forwarded unscanned');
     assert.match(String(line.reason), /size limit exceeded/i);
+  });
+
+  test("a connection reset before clamd's size-limit answer is read is still reported as too large (and a lost connection under the limit as an error)", async () => {
+    // A relay in front of the real clamd resets the first connection as soon as clamd answers,
+    // dropping the answer: what happens when a write meets clamd's reset first. Later connections
+    // (the scanner's question) pass through untouched.
+    let connections = 0;
+    const relay = createServer((client) => {
+      const first = connections++ === 0;
+      const toClamd = connect({ host: '127.0.0.1', port: smallClamd.port });
+      client.on('error', () => undefined);
+      toClamd.on('error', () => client.destroy());
+      client.pipe(toClamd);
+      toClamd.on('data', (data: Buffer) => (first ? client.resetAndDestroy() : client.write(data)));
+      toClamd.on('end', () => client.end());
+      client.on('close', () => toClamd.destroy());
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    const relayPort = (relay.address() as AddressInfo).port;
+    try {
+      const over = new ClamdStream({ kind: 'tcp', host: '127.0.0.1', port: relayPort }, 5000);
+      const data = randomBytes(2 * MiB);
+      for (let offset = 0; offset < data.length && !over.settled; offset += 64 * 1024) await over.write(data.subarray(offset, offset + 64 * 1024));
+      const verdict = await over.end();
+      assert.equal(verdict.kind, 'too-large', JSON.stringify(verdict));
+      assert.equal(connections, 2, 'one scan and one question');
+
+      // Under the limit the question gets no answer: the lost connection stays an error.
+      connections = 0;
+      const under = new ClamdStream({ kind: 'tcp', host: '127.0.0.1', port: relayPort }, 5000);
+      await under.write(randomBytes(64 * 1024));
+      const lost = await under.end(); // clamd answers "stream: OK", the relay resets instead
+      assert.equal(lost.kind, 'error', JSON.stringify(lost));
+      assert.equal(connections, 2);
+    } finally {
+      relay.close();
+    }
   });
 
   test('maxScanSize: a larger file is refused (reject) or forwarded unscanned (allow); smaller ones are still scanned', async () => {
