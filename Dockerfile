@@ -51,5 +51,5 @@ EXPOSE 8080 9090
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:9090/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-ENTRYPOINT ["node", "/app/dist/cli.js"]
+ENTRYPOINT ["node", "--initial-old-space-size=128", "--max-semi-space-size=8", "/app/dist/cli.js"]
 CMD ["serve"]

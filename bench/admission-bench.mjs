@@ -18,6 +18,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
+import { HEAP_FLAGS } from '../dist/lifecycle/heap-flags.js';
 
 const N = Number(process.env.BENCH_N ?? 20_000);
 const FLOOD_IPS = Number(process.env.BENCH_FLOOD_IPS ?? 1_000_000);
@@ -58,7 +59,7 @@ policies:
 `,
   );
   // Log lines go to /dev/null: the bench measures the proxy, not the terminal.
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...HEAP_FLAGS, CLI, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise((resolve, reject) => {
     let text = '';
     const onData = (chunk) => {

@@ -26,7 +26,7 @@ import { MIN_PNG_SIZE, inMemory, multipartBody } from './lib/multipart.mjs';
 import { crashReport, killAllNow, killLeftovers, processTree, sampleRss, stopAll, stopChild, treeCpuSeconds, treeRss } from './lib/processes.mjs';
 import { timedRefusal } from './lib/raw-client.mjs';
 import { summarize } from './lib/stats.mjs';
-import { NGINX, PROJECT, startGuard, startNginx, startPlainPipe, startSink } from './lib/targets.mjs';
+import { HEAP_FLAGS, NGINX, PROJECT, startGuard, startNginx, startPlainPipe, startSink } from './lib/targets.mjs';
 
 const MiB = 1024 * 1024;
 
@@ -543,6 +543,7 @@ function machineFacts() {
     memGiB: Math.round((totalmem() / 1024 ** 3) * 10) / 10,
     kernel: release(),
     node: process.version,
+    heapFlags: HEAP_FLAGS,
     nginx: nginx.replace(/^nginx version: (nginx\/)?/, ''),
     loadStart: loadavg(),
   };
@@ -628,7 +629,7 @@ function saveResults(rows, results, machine, markdown) {
 
 async function main(ctx) {
   const machine = machineFacts();
-  log(`upload-guard bench: node ${process.version}, ${machine.cpus} CPUs, load average ${loadText(machine.loadStart)}`);
+  log(`upload-guard bench: node ${process.version} (proxies started with ${HEAP_FLAGS.join(' ')}), ${machine.cpus} CPUs, load average ${loadText(machine.loadStart)}`);
   log(`B: ${SMALL_N} x 16 KiB PNG, G: ${GET_N} x GET ${GET_PATH} (both at concurrency ${CONCURRENCY}), A: one ${BIG_LABEL} PNG (${BIG_BODY.contentLength} bytes with framing), C: refused 16 KiB / 64 MiB uploads (guard); ${REPEAT} rounds`);
   ctx.sink = await startSink();
   // Rounds rather than REPEAT runs in a row per target: on a shared machine the background load

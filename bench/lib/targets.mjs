@@ -8,6 +8,11 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startChild, waitForOutput, waitForPort } from './processes.mjs';
+// The V8 heap settings the guard is started with everywhere (npm start, the container, systemd);
+// the plain pipe gets them too, so both Node proxies run with the same runtime settings.
+import { HEAP_FLAGS } from '../../dist/lifecycle/heap-flags.js';
+
+export { HEAP_FLAGS };
 
 export const PROJECT = fileURLToPath(new URL('../..', import.meta.url));
 const BENCH = join(PROJECT, 'bench');
@@ -34,7 +39,7 @@ export async function startSink() {
 
 export async function startPlainPipe(sinkPort) {
   const port = await freePort();
-  const child = startChild('plain pipe', process.execPath, [join(BENCH, 'plain-proxy.mjs'), String(port), String(sinkPort)], { ipc: true });
+  const child = startChild('plain pipe', process.execPath, [...HEAP_FLAGS, join(BENCH, 'plain-proxy.mjs'), String(port), String(sinkPort)], { ipc: true });
   await waitForPort(port, child);
   return { port, child };
 }
@@ -69,7 +74,7 @@ export async function startGuard({ mode, workers = 1 }, sinkPort, tmp) {
   writeFileSync(configPath, guardConfig({ port, sinkPort, mode, workers, spoolDir: join(tmp, `spool-${id}`) }));
   // check-config first: a schema mistake then reads as the guard's own file:line message.
   execFileSync(process.execPath, [GUARD_CLI, 'check-config', '--config', configPath], { cwd: PROJECT, stdio: 'pipe' });
-  const child = startChild(`guard ${mode} (${workers} worker${workers > 1 ? 's' : ''})`, process.execPath, [GUARD_CLI, 'serve', '--config', configPath], { cwd: PROJECT });
+  const child = startChild(`guard ${mode} (${workers} worker${workers > 1 ? 's' : ''})`, process.execPath, [...HEAP_FLAGS, GUARD_CLI, 'serve', '--config', configPath], { cwd: PROJECT });
   await waitForPort(port, child);
   // With workers the port opens as soon as the first worker listens; the primary logs "listening"
   // only once all of them do, and a measurement must not start on half the workers.

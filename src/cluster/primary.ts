@@ -9,6 +9,7 @@
 
 import cluster, { type Worker } from 'node:cluster';
 import { MemoryStore } from '../admission/memory-store.js';
+import { missingHeapFlags } from '../lifecycle/heap-flags.js';
 import type { CompiledConfig } from '../config/types.js';
 import { reloadOnSignalAndChange, startAdmin } from '../lifecycle/operations.js';
 import { logEvent } from '../observe/log.js';
@@ -54,6 +55,8 @@ export async function runPrimary(config: CompiledConfig, configPath: string): Pr
     }
   };
 
+  // Workers get the heap flags even when the primary was started without them (heap-flags.ts).
+  cluster.setupPrimary({ execArgv: [...process.execArgv, ...missingHeapFlags(process.execArgv)] });
   const fork = (): void => {
     const worker = cluster.fork();
     worker.on('message', (message: unknown) => {

@@ -13,6 +13,7 @@ import { logEvent } from '../observe/log.js';
 import { GuardMetrics } from '../observe/metrics.js';
 import { StatusBoard } from '../observe/status-board.js';
 import { GuardServer } from '../server/guard-server.js';
+import { missingHeapFlags } from './heap-flags.js';
 import { reloadOnSignalAndChange, startAdmin } from './operations.js';
 
 export async function serveWithLifecycle(config: CompiledConfig, configPath: string): Promise<void> {
@@ -23,6 +24,10 @@ export async function serveWithLifecycle(config: CompiledConfig, configPath: str
   const guard = new GuardServer(config, { observers: [metrics, board] });
   const address = await guard.listen();
   logEvent('listening', { listen: `${address.host}:${address.port}`, upstream: config.upstream.url.origin });
+  const missing = missingHeapFlags(process.execArgv);
+  if (missing.length > 0) {
+    logEvent('started without the recommended heap flags: large uploads can run at half speed', { missing: missing.join(' ') });
+  }
   const admin = await startAdmin(config, metrics, board, () => guard.limiterStats());
 
   let current = config;

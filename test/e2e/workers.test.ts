@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { HEAP_FLAGS, missingHeapFlags } from '../../src/lifecycle/heap-flags.ts';
 import { type GuardCli, startGuardCli } from '../helpers/guard-cli.ts';
 import { buildMultipart } from '../helpers/multipart-builder.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
@@ -68,6 +69,8 @@ function childPids(pid: number): number[] {
     .map(Number);
 }
 
+const commandLine = (pid: number): string[] => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+
 async function requestsCounted(): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${guard.adminPort}/metrics`)).text();
   let total = 0;
@@ -76,8 +79,11 @@ async function requestsCounted(): Promise<number> {
 }
 
 describe('workers: 2', () => {
-  test('two worker processes serve the port', () => {
-    assert.equal(childPids(guard.child.pid!).length, 2);
+  test('two worker processes serve the port, started with the heap flags though the primary was not', () => {
+    const workers = childPids(guard.child.pid!);
+    assert.equal(workers.length, 2);
+    assert.deepEqual(missingHeapFlags(commandLine(guard.child.pid!)), HEAP_FLAGS, 'the test starts the primary without them');
+    for (const pid of workers) assert.deepEqual(missingHeapFlags(commandLine(pid)), [], `worker ${pid}: ${commandLine(pid).join(' ')}`);
   });
 
   test('30 concurrent uploads from one client: exactly the burst of 10 pass across both workers', async () => {

@@ -1,0 +1,26 @@
+// V8 heap settings the guard is started with (package.json `start`, the Dockerfile's ENTRYPOINT,
+// the bench; cluster workers inherit them). Heap sizes are read when the isolate is created, so
+// they cannot be set from inside the process and NODE_OPTIONS refuses them: they go on the command
+// line.
+//
+// Why: every body chunk is a new ArrayBuffer (node:http copies each one), so a big upload allocates
+// its own size again in external memory. With V8's defaults, a process whose old generation had
+// grown to ~20 MB (the guard's code, config and caches) and whose young generation was at its 16 MB
+// maximum kept its old-generation limit only ~24 MB above the heap: every external-memory
+// scavenge then started an incremental mark-compact, 13-16 per 256 MiB, whose concurrent marking
+// cost 40-80 CPU ticks on the helper threads on top of the main thread. Which processes fell into
+// that depended on their history (all of them after 20,000 GETs and 2,000 small uploads; about half
+// of fresh ones), so 1 GiB stream uploads ran at either ~500 or ~250 MB/s. An old generation that
+// starts at 128 MB (a floor the limit keeps after a mark-compact) and a young generation capped at
+// 8 MB per semi-space: no mark-compacts in stream mode after the same load, 3-4 instead of 15-28
+// in spool mode, and less young-generation memory (Node 24's defaults held ~400 MB of RSS after
+// the load; these ~220 MB). Numbers: bench/README.md, "Heap settings".
+
+/** The flags, in the order they are written everywhere. */
+export const HEAP_FLAGS: readonly string[] = ['--initial-old-space-size=128', '--max-semi-space-size=8'];
+
+/** The heap flags this process was started without (a flag given with another value counts as given). */
+export function missingHeapFlags(execArgv: readonly string[]): string[] {
+  const given = new Set(execArgv.map((arg) => arg.split('=')[0]!.replace(/_/g, '-')));
+  return HEAP_FLAGS.filter((flag) => !given.has(flag.split('=')[0]!));
+}
