@@ -177,10 +177,14 @@ before(async () => {
   const entrypoint = execForm(stepsOf(runtime, 'ENTRYPOINT').at(-1)!);
   const cmd = execForm(stepsOf(runtime, 'CMD').at(-1)!);
   assert.equal(entrypoint[0], 'node');
+  // node [flags...] /app/dist/cli.js
+  const script = entrypoint.findIndex((arg, i) => i > 0 && !arg.startsWith('-'));
+  assert.ok(script > 0, `no script in ENTRYPOINT ${JSON.stringify(entrypoint)}`);
   healthcheck = execForm(stepsOf(runtime, 'HEALTHCHECK').at(-1)!.replace(/^.*?CMD\s+/, '')).map((a) => a.replace(':9090/', `:${adminPort}/`));
   guard = await startGuardCli({
-    cli: toHost(entrypoint[1]!),
-    args: [...entrypoint.slice(2), ...cmd],
+    cli: toHost(entrypoint[script]!),
+    nodeFlags: entrypoint.slice(1, script),
+    args: [...entrypoint.slice(script + 1), ...cmd],
     cwd: app,
     // a container's environment: the image's ENV, no HOME to write to
     env: { PATH: process.env.PATH, HOME: '/nonexistent', ...env, UPSTREAM_URL: upstream.url, UPLOAD_GUARD_CONFIG: mounted },
@@ -202,6 +206,7 @@ test('an upload goes through the guard started from the read-only install', asyn
     assert.match(status, new RegExp(`^Uid:\\s+${NOBODY.uid}\\s+${NOBODY.uid}\\s+${NOBODY.uid}`, 'm'), 'the guard runs as nobody');
     assert.match(status, /^Groups:\s*$/m, 'with no supplementary groups');
   }
+  assert.deepEqual(guard.logs().filter((l) => String(l.msg).includes('heap flags')), [], 'the ENTRYPOINT gives node the heap flags');
   const png = pngBytes(256 * 1024); // over the 64 KiB threshold: spooled to a file on the volume
   const { body, contentType } = buildMultipart([{ name: 'file', filename: '../Holiday pic.png', contentType: 'image/png', data: png }]);
   const res = await fetch(`http://127.0.0.1:${guard.port}/upload`, { method: 'POST', headers: { 'content-type': contentType }, body });

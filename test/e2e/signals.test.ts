@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { HEAP_FLAGS } from '../../src/lifecycle/heap-flags.ts';
 import { type GuardCli, startGuardCli } from '../helpers/guard-cli.ts';
 import { buildMultipart } from '../helpers/multipart-builder.ts';
 import { rawRequest } from '../helpers/raw-http.ts';
@@ -66,6 +67,19 @@ async function reloadsCounted(adminPort: number): Promise<Record<string, number>
 }
 
 const gif = Buffer.concat([gifBytes(), Buffer.alloc(100)]);
+
+describe('start', () => {
+  test('started without the heap flags: one warning naming them (the container and npm start give them)', async () => {
+    const { guard } = await startWith(yaml('png'));
+    try {
+      const warnings = guard.logs().filter((l) => String(l.msg).includes('heap flags'));
+      assert.equal(warnings.length, 1, JSON.stringify(guard.logs()));
+      assert.equal(warnings[0]!.missing, HEAP_FLAGS.join(' '));
+    } finally {
+      await guard.stop();
+    }
+  });
+});
 
 describe('reload', () => {
   test('SIGHUP with an invalid file keeps the old config; a valid change applies on its own (file watch)', async () => {

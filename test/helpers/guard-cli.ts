@@ -15,6 +15,8 @@ export interface GuardCliOptions {
   cli?: string;
   /** arguments after cli.js; default ['serve'] */
   args?: string[];
+  /** node's own flags, before cli.js (e.g. the heap flags of the Dockerfile's ENTRYPOINT) */
+  nodeFlags?: string[];
   cwd?: string;
   /** the whole environment of the process (not merged with process.env) */
   env?: Record<string, string | undefined>;
@@ -44,7 +46,7 @@ export interface GuardCli {
 export async function startGuardCli(opts: GuardCliOptions = {}): Promise<GuardCli> {
   const cli = opts.cli ?? REPO_CLI;
   if (!existsSync(cli)) throw new Error(`${cli} missing: run \`npm run build\` first (npm test does)`);
-  const args = [cli, ...(opts.args ?? ['serve'])];
+  const args = [...(opts.nodeFlags ?? []), cli, ...(opts.args ?? ['serve'])];
   let command = process.execPath;
   let argv = args;
   if (opts.user) {
