@@ -12,7 +12,7 @@
 // that depended on their history (all of them after 20,000 GETs and 2,000 small uploads; about half
 // of fresh ones), so 1 GiB stream uploads ran at either ~500 or ~250 MB/s. An old generation that
 // starts at 128 MB (a floor the limit keeps after a mark-compact) and a young generation capped at
-// 8 MB per semi-space: no mark-compacts in stream mode after the same load, 3-4 instead of 15-28
+// 8 MB per semi-space: no mark-compacts in stream mode after the same load, 2-4 instead of 15-28
 // in spool mode, and less young-generation memory (Node 24's defaults held ~400 MB of RSS after
 // the load; these ~220 MB). Numbers: bench/README.md, "Heap settings".
 
