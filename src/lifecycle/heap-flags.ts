@@ -5,10 +5,10 @@
 //
 // Why: every body chunk is a new ArrayBuffer (node:http copies each one), so a big upload allocates
 // its own size again in external memory. With V8's defaults, a process whose old generation had
-// grown to ~20 MB (the guard's code, config and caches) and whose young generation was at its 16 MB
-// maximum kept its old-generation limit only ~24 MB above the heap: every external-memory
-// scavenge then started an incremental mark-compact, 13-16 per 256 MiB, whose concurrent marking
-// cost 40-80 CPU ticks on the helper threads on top of the main thread. Which processes fell into
+// grown to ~20 MB (the guard's code, config and caches) kept its old-generation limit only ~24 MB
+// above the heap, and its external-memory scavenges turned into incremental mark-compacts,
+// 13-16 per 256 MiB, whose concurrent marking cost 40-80 CPU ticks on the helper threads on top
+// of the main thread. Which processes fell into
 // that depended on their history (all of them after 20,000 GETs and 2,000 small uploads; about half
 // of fresh ones), so 1 GiB stream uploads ran at either ~500 or ~250 MB/s. An old generation that
 // starts at 128 MB (a floor the limit keeps after a mark-compact) and a young generation capped at
