@@ -1,5 +1,5 @@
 // V8 heap settings the guard is started with (package.json `start`, the Dockerfile's ENTRYPOINT,
-// the bench; cluster workers inherit them). Heap sizes are read when the isolate is created, so
+// the systemd unit, the bench; a cluster primary adds any that are missing to its workers). Heap sizes are read when the isolate is created, so
 // they cannot be set from inside the process and NODE_OPTIONS refuses them: they go on the command
 // line.
 //
@@ -8,9 +8,9 @@
 // grown to ~20 MB (the guard's code, config and caches) kept its old-generation limit only ~24 MB
 // above the heap, and its external-memory scavenges turned into incremental mark-compacts,
 // 13-16 per 256 MiB, whose concurrent marking cost 40-80 CPU ticks on the helper threads on top
-// of the main thread. Which processes fell into
-// that depended on their history (all of them after 20,000 GETs and 2,000 small uploads; about half
-// of fresh ones), so 1 GiB stream uploads ran at either ~500 or ~250 MB/s. An old generation that
+// of the main thread. Which processes fell into that depended on their history (all of them after
+// 20,000 GETs and 2,000 small uploads; about half of fresh ones), so 1 GiB stream uploads ran at
+// either ~500 or ~250 MB/s. An old generation that
 // starts at 128 MB (a floor the limit keeps after a mark-compact) and a young generation capped at
 // 8 MB per semi-space: no mark-compacts in stream mode after the same load, 2-4 instead of 15-28
 // in spool mode, and less young-generation memory (Node 24's defaults held ~400 MB of RSS after

@@ -157,8 +157,8 @@ export class ClamdStream {
   private onData(data: Buffer): void {
     if (this.result !== null) return;
     this.reply = Buffer.concat([this.reply, data]);
-    const end = this.reply.findIndex((byte) => byte === 0 || byte === 0x0a);
-    if (end !== -1) this.settle(parseClamdReply(this.reply.subarray(0, end).toString('latin1')));
+    const line = terminatedLine(this.reply);
+    if (line !== null) this.settle(parseClamdReply(line));
     else if (this.reply.length > MAX_REPLY_BYTES) this.settle({ kind: 'error', detail: 'clamd sent an unreadable answer', timeout: false });
   }
 
@@ -183,13 +183,13 @@ export class ClamdStream {
     const conclude = (): void => {
       clearTimeout(timer);
       probe.destroy();
-      const verdict = parseClamdReply(answer.toString('latin1').replace(/[\0\n][\s\S]*$/, ''));
+      const verdict = parseClamdReply(terminatedLine(answer) ?? answer.toString('latin1'));
       this.settle(verdict.kind === 'too-large' ? verdict : { kind: 'error', detail, timeout: false });
     };
     const timer = setTimeout(conclude, Math.min(SIZE_PROBE_WAIT_MS, this.timeoutMs));
     probe.on('data', (data: Buffer) => {
       answer = Buffer.concat([answer, data]).subarray(0, MAX_REPLY_BYTES);
-      if (answer.includes(0) || answer.includes(0x0a)) conclude();
+      if (terminatedLine(answer) !== null) conclude();
     });
     probe.on('error', () => undefined);
     probe.on('close', conclude);
@@ -204,6 +204,12 @@ export class ClamdStream {
     this.wake();
     this.resolveVerdict(verdict);
   }
+}
+
+/** clamd's answer up to its NUL or newline terminator; null while the terminator has not arrived. */
+function terminatedLine(bytes: Buffer): string | null {
+  const end = bytes.findIndex((byte) => byte === 0 || byte === 0x0a);
+  return end === -1 ? null : bytes.toString('latin1', 0, end);
 }
 
 function connectTo(address: ClamdAddress): Socket {
