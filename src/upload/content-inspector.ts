@@ -23,6 +23,7 @@ import { fileKind } from './file-kinds.js';
 import { imageWalkerFor, type ImageWalker } from './image-structure.js';
 import { type BytePair, PairScanner } from './pair-scan.js';
 import { PdfScanner } from './pdf-scan.js';
+import { TailKeeper } from './tail-keeper.js';
 import { endsWithZip, OfficePackageWalker, ZIP_TAIL_BYTES } from './zip-scan.js';
 
 type WindowScan = (bytes: Buffer, from: number, to: number, atEnd: boolean, base: number) => string | null;
@@ -170,37 +171,6 @@ const OFFICE_PACKAGES = new Set(['docx', 'xlsx', 'pptx', 'odt', 'ods', 'odp']);
 // "_VBA_PROJECT" as a compound-file directory entry name (UTF-16LE): Word's Macros/VBA storage,
 // Excel's _VBA_PROJECT_CUR, PowerPoint's VBA project.
 const CFB_VBA = Buffer.from('_VBA_PROJECT', 'utf16le');
-
-/** Keeps the last `size` bytes of a stream in a ring buffer. */
-class TailKeeper {
-  private readonly ring: Buffer;
-  private written = 0;
-
-  constructor(size: number) {
-    this.ring = Buffer.alloc(size);
-  }
-
-  feed(chunk: Buffer): void {
-    const size = this.ring.length;
-    const piece = chunk.length > size ? chunk.subarray(chunk.length - size) : chunk;
-    let at = (this.written + (chunk.length - piece.length)) % size;
-    let from = 0;
-    while (from < piece.length) {
-      const n = Math.min(piece.length - from, size - at);
-      piece.copy(this.ring, at, from, from + n);
-      from += n;
-      at = (at + n) % size;
-    }
-    this.written += chunk.length;
-  }
-
-  bytes(): Buffer {
-    const size = this.ring.length;
-    if (this.written <= size) return this.ring.subarray(0, this.written);
-    const at = this.written % size;
-    return Buffer.concat([this.ring.subarray(at), this.ring.subarray(0, at)]);
-  }
-}
 
 /**
  * Inspects one file as it streams. `feed` each chunk in order (a reason string comes back as soon
