@@ -20,13 +20,26 @@ export function upstreamRequestHeaders(
   rawHeaders: readonly string[],
   drop: ReadonlySet<string>,
 ): Record<string, string | string[]> {
+  // the body's framing and type are the canonical body's; X-Forwarded-* are the guard's (forwarded-headers.ts)
+  return endToEndHeaders(rawHeaders, (name) => drop.has(name) || name === 'content-length' || name === 'content-type' || name.startsWith('x-forwarded-'));
+}
+
+/**
+ * Client request headers fit to send upstream with the client's own body (passthrough): framing
+ * headers stay (Content-Length; a chunked body is re-chunked by the upstream client), X-Forwarded-*
+ * and X-Request-Id are the guard's to set.
+ */
+export function passthroughRequestHeaders(rawHeaders: readonly string[]): Record<string, string | string[]> {
+  return endToEndHeaders(rawHeaders, (name) => name === 'x-request-id' || name.startsWith('x-forwarded-'));
+}
+
+/** The end-to-end headers of a request, in order, names lower-cased, repeated ones as arrays. */
+function endToEndHeaders(rawHeaders: readonly string[], skip: (name: string) => boolean): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const connectionListed = listedInConnection(rawHeaders);
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(name) || connectionListed.has(name) || drop.has(name)) continue;
-    if (name === 'content-length' || name === 'content-type') continue;
-    if (name.startsWith('x-forwarded-')) continue;
+    if (HOP_BY_HOP.has(name) || connectionListed.has(name) || skip(name)) continue;
     const value = rawHeaders[i + 1]!;
     const prior = out[name];
     if (prior === undefined) out[name] = value;

@@ -24,15 +24,7 @@ export class Upstream {
   readonly pool: Pool;
 
   constructor(url: URL, timeoutMs: number) {
-    this.pool = new Pool(url.origin, {
-      connections: 64,
-      pipelining: 1,
-      // below gunicorn's 2 s keep-alive so a reused socket is never one the upstream just closed
-      keepAliveTimeout: 1_000,
-      headersTimeout: timeoutMs,
-      bodyTimeout: timeoutMs,
-      connect: { timeout: Math.min(timeoutMs, 10_000) },
-    });
+    this.pool = upstreamPool(url, timeoutMs, 64);
   }
 
   async send(request: UpstreamRequest): Promise<UpstreamResponse> {
@@ -54,6 +46,19 @@ export class Upstream {
   close(): Promise<void> {
     return this.pool.close();
   }
+}
+
+/** An undici pool to the upstream; `connections` null: no limit. */
+export function upstreamPool(url: URL, timeoutMs: number, connections: number | null): Pool {
+  return new Pool(url.origin, {
+    connections,
+    pipelining: 1,
+    // below gunicorn's 2 s keep-alive so a reused socket is never one the upstream just closed
+    keepAliveTimeout: 1_000,
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+    connect: { timeout: Math.min(timeoutMs, 10_000) },
+  });
 }
 
 /** Maps an undici or socket failure to the SPEC code the client should see. */

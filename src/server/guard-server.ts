@@ -4,16 +4,17 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import type { CompiledConfig, CompiledPolicy, CompiledRoute } from '../config/types.js';
 import { AdmissionGate, type Client, RateLimitedError } from '../admission/admission-gate.js';
-import { clientIp, normaliseAddress, rateLimitKey } from '../admission/client-ip.js';
+import { clientIp, rateLimitKey } from '../admission/client-ip.js';
 import type { RateLimitStore } from '../admission/rate-limit-store.js';
 import { StorageWatch } from '../admission/storage-watch.js';
 import { createRateLimitStore } from '../admission/store-factory.js';
 import { ERROR_TABLE, GuardError } from '../errors.js';
 import { type BodySink, SpoolSink, StreamSink } from '../forward/body-sink.js';
 import { DiscardSink } from '../forward/discard-sink.js';
+import { forwardedHeaders } from '../forward/forwarded-headers.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../forward/hop-by-hop.js';
 import { Passthrough } from '../forward/passthrough.js';
 import { Upstream, upstreamFailure } from '../forward/upstream.js';
@@ -118,7 +119,7 @@ export class GuardServer {
       this.passthrough = this.passthroughFor(next);
       // Pool.close waits for the requests still using the old pool.
       void oldUpstream.close();
-      oldPassthrough.close();
+      void oldPassthrough.close();
     }
     if (JSON.stringify(next.storage) !== JSON.stringify(previous.storage)) {
       this.storage?.stop();
@@ -160,7 +161,7 @@ export class GuardServer {
   }
 
   private async releaseResources(): Promise<void> {
-    this.passthrough.close();
+    await this.passthrough.close();
     await this.upstream.close();
     if (this.ownsStore) await this.store?.close();
     this.storage?.stop();
@@ -170,6 +171,11 @@ export class GuardServer {
     return new Passthrough(config.upstream.url, config.upstream.timeoutMs, (err, req, res) => {
       sendRejection(req, res, err, requestIdOf(req));
     });
+  }
+
+  /** What the guard adds to a request it passes through. */
+  private passthroughHeaders(req: IncomingMessage, id: string): Record<string, string> {
+    return { ...forwardedHeaders(req, this.config.isTrustedProxy), 'x-request-id': id };
   }
 
   private storageWatchFor(config: CompiledConfig): StorageWatch | null {
@@ -235,7 +241,7 @@ export class GuardServer {
       req.url = target.forwardTarget;
       if (route === undefined) {
         if (expectsContinue) res.writeContinue();
-        this.passthrough.web(req, res);
+        this.passthrough.web(req, res, this.passthroughHeaders(req, id));
         return;
       }
       log.route = route.name;
@@ -320,6 +326,11 @@ export class GuardServer {
       admitted = false;
     }
     if (context.expectsContinue) res.writeContinue();
+    // the upstream's copy of the body, taken before the checks start reading (passthrough.ts)
+    const forwarded = req.pipe(new PassThrough());
+    req.once('close', () => {
+      if (!req.complete) forwarded.destroy(new Error('client aborted the request'));
+    });
     if (admitted) {
       context.verdict = filterMultipart(req, policy, new CanonicalEncoder(), new DiscardSink(), this.config.timeouts.bodyIdleMs).then((result) => {
         log.bytes = result.receivedBytes;
@@ -327,7 +338,7 @@ export class GuardServer {
       }, wouldReject);
     }
     log.outcome = 'forwarded';
-    this.passthrough.web(req, res);
+    this.passthrough.web(req, res, this.passthroughHeaders(req, context.id), forwarded);
   }
 }
 
@@ -362,19 +373,6 @@ function requestIdOf(req: IncomingMessage): string {
   const id = randomUUID();
   req.headers['x-request-id'] = id;
   return id;
-}
-
-/** X-Forwarded-For/-Proto for the upstream: a trusted proxy's chain plus the peer and its proto; otherwise the peer alone and http. */
-function forwardedHeaders(req: IncomingMessage, isTrusted: (ip: string) => boolean): { 'x-forwarded-for': string; 'x-forwarded-proto': string } {
-  const peer = normaliseAddress(req.socket.remoteAddress ?? '') ?? '';
-  if (!isTrusted(peer)) return { 'x-forwarded-for': peer, 'x-forwarded-proto': 'http' };
-  const prior = req.headers['x-forwarded-for'];
-  const proto = req.headers['x-forwarded-proto'];
-  return {
-    'x-forwarded-for': prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peer}` : peer,
-    // https when a trusted proxy (e.g. nginx terminating TLS) says so; otherwise this hop: http
-    'x-forwarded-proto': proto === 'https' || proto === 'http' ? proto : 'http',
-  };
 }
 
 /** Headers that carry the guard's API key, removed before forwarding when stripApiKey is set. */
