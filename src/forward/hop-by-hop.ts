@@ -49,16 +49,21 @@ function endToEndHeaders(rawHeaders: readonly string[], skip: (name: string) => 
   return out;
 }
 
+const NOTHING_LISTED: ReadonlySet<string> = new Set();
+
 /** Upstream response headers fit to send back to the client. */
 export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const connection = headers.connection;
-  const listed = new Set(
-    (Array.isArray(connection) ? connection.join(',') : (connection ?? ''))
-      .split(',')
-      .map((t) => t.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  const listed =
+    connection === undefined
+      ? NOTHING_LISTED
+      : new Set(
+          (Array.isArray(connection) ? connection.join(',') : connection)
+            .split(',')
+            .map((t) => t.trim().toLowerCase())
+            .filter(Boolean),
+        );
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name)) continue;
     out[name] = value;
