@@ -31,7 +31,7 @@ export class Passthrough {
     // Without an agent http-proxy-3 opens a new upstream connection per upgrade (agent: false).
     const options = { keepAlive: true, maxFreeSockets: 64 };
     this.agent = target.protocol === 'https:' ? new HttpsAgent(options) : new HttpAgent(options);
-    this.proxy = createProxyServer({ target: target.origin, xfwd: true, ws: true, proxyTimeout: timeoutMs, agent: this.agent });
+    this.proxy = createProxyServer({ target: target.origin, xfwd: false, ws: true, proxyTimeout: timeoutMs, agent: this.agent });
     this.proxy.on('error', (_err: unknown, _req: IncomingMessage, socket: ServerResponse | Socket) => socket.destroy());
     this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => socket.once('close', () => proxyReq.destroy()));
   }
@@ -57,7 +57,11 @@ export class Passthrough {
     }
   }
 
-  upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+  /** A WebSocket (or other) upgrade; `extraHeaders` as for web(). */
+  upgrade(req: IncomingMessage, socket: Socket, head: Buffer, extraHeaders: Record<string, string>): void {
+    // http-proxy-3 sends req.headers: the client's X-Forwarded-* and X-Request-Id give way to ours
+    for (const name of Object.keys(req.headers)) if (name.startsWith('x-forwarded-') || name === 'x-request-id') delete req.headers[name];
+    Object.assign(req.headers, extraHeaders);
     socket.once('end', () => socket.destroy());
     this.proxy.ws(req, socket, head);
   }

@@ -201,7 +201,7 @@ export class GuardServer {
       socket.destroy();
       return;
     }
-    this.passthrough.upgrade(req, socket, head);
+    this.passthrough.upgrade(req, socket, head, this.passthroughHeaders(req, requestIdOf(req)));
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {

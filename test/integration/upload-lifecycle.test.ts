@@ -262,6 +262,8 @@ async function startWsUpstream(): Promise<WsUpstream> {
 test('WebSocket upgrade on a non-upload path passes through: 101 with the right accept key, frames both ways, path normalised', async () => {
   const upstream = await startWsUpstream();
   const { port, stop } = await startGuard(guardYaml(`http://127.0.0.1:${upstream.port}`, freshSpoolDir()));
+  // upgraded connections are the server's no more: a failed assertion must not leave one open
+  const clients: Socket[] = [];
   try {
     for (const [target, expectedPath] of [
       ['/ws', '/ws'],
@@ -271,6 +273,7 @@ test('WebSocket upgrade on a non-upload path passes through: 101 with the right 
       const before = upstream.upgrades.length;
       const key = randomBytes(16).toString('base64');
       const socket = connect(port, '127.0.0.1');
+      clients.push(socket);
       socket.on('error', () => undefined);
       let received = Buffer.alloc(0);
       const waitReceived = (what: string, done: (buf: Buffer) => boolean): Promise<void> =>
@@ -297,7 +300,7 @@ test('WebSocket upgrade on a non-upload path passes through: 101 with the right 
         });
       await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
       socket.write(
-        `GET ${target} HTTP/1.1\r\nHost: guard.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+        `GET ${target} HTTP/1.1\r\nHost: guard.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Host: spoofed.example\r\n\r\n`,
       );
       await waitReceived('the 101 response head', (buf) => buf.includes('\r\n\r\n'));
       const headEnd = received.indexOf('\r\n\r\n');
@@ -316,10 +319,18 @@ test('WebSocket upgrade on a non-upload path passes through: 101 with the right 
       assert.equal(upstream.upgrades.length, before + 1, `${target}: exactly one upgrade reached the upstream`);
       assert.equal(upstream.upgrades[before]!.url, expectedPath, `${target}: the upstream sees the normalised path`);
       assert.equal(upstream.upgrades[before]!.headers['sec-websocket-key'], key);
+      // X-Forwarded-* by the rule of every forwarded request (forwarded-headers.ts): the loopback
+      // client is a trusted proxy by default, so its chain is kept and extended, and nothing else added
+      assert.equal(upstream.upgrades[before]!.headers['x-forwarded-for'], '203.0.113.9, 127.0.0.1');
+      assert.equal(upstream.upgrades[before]!.headers['x-forwarded-proto'], 'http');
+      assert.equal(upstream.upgrades[before]!.headers['x-forwarded-host'], 'spoofed.example');
+      assert.equal(upstream.upgrades[before]!.headers['x-forwarded-port'], undefined);
+      assert.match(String(upstream.upgrades[before]!.headers['x-request-id']), /^[0-9a-f-]{36}$/);
       assert.deepEqual(upstream.frames.at(-1), { text: 'hello through the guard', masked: true }, 'the client frame arrives unchanged (still masked)');
       socket.destroy();
     }
   } finally {
+    for (const client of clients) client.destroy();
     await stop();
     await upstream.stop();
   }
