@@ -1,11 +1,13 @@
 // Everything that is not a guarded upload passes through untouched. Plain requests go through an
 // undici pool of their own (no connection limit, as a node:http Agent: slow downloads must not
-// queue uploads) with a dispatch handler that writes the answer straight to the client; WebSocket upgrades go through http-proxy-3 (ecosystem.md §1: always attach an
-// error listener, tie stalled upgrades to the client socket so neither side is left half-open).
+// queue uploads) with a dispatch handler that writes the answer straight to the client. WebSocket
+// upgrades go through http-proxy-3 (ecosystem.md §1: always attach an error listener, tie stalled
+// upgrades to the client socket so neither side is left half-open). Both carry the X-Forwarded-*
+// of forwarded-headers.ts, like uploads.
 //
-// Why not http-proxy-3 for plain requests too: its node:http client cost the guard 0.32-0.40 ms
-// of CPU per small GET against 0.19 ms this way (20,000 GETs at 64 connections, /proc ticks), and
-// GETs are most of the traffic in front of an upload service.
+// Why not http-proxy-3 for plain requests too: its node:http client cost the guard 0.28-0.35 ms
+// of CPU per small GET against 0.14-0.18 ms this way (GETs at 64 connections, /proc ticks, the two
+// builds alternating), and GETs are most of the traffic in front of an upload service.
 
 import { Agent as HttpAgent, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
