@@ -36,17 +36,18 @@ export class SpoolSink implements BodySink {
   }
   async complete(): Promise<UpstreamResponse> {
     const headers = { ...this.head.headers, 'content-length': String(this.spool.length) };
-    let body: Readable;
+    let body: Buffer | Readable;
     try {
       body = await this.spool.reader();
     } catch (err) {
       void this.spool.release();
       throw err;
     }
+    if (Buffer.isBuffer(body)) void this.spool.release(); // nothing left to hold: the bytes are in body
     try {
       return await this.upstream.send({ ...this.head, headers, body });
     } finally {
-      body.once('close', () => void this.spool.release());
+      if (!Buffer.isBuffer(body)) body.once('close', () => void this.spool.release());
     }
   }
   abort(): void {

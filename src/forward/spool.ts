@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { GuardError } from '../errors.js';
 
 /**
@@ -57,12 +57,16 @@ export class Spool {
     }
   }
 
-  /** The spooled body as a stream; the spool releases itself once the stream closes. */
-  async reader(): Promise<Readable> {
+  /**
+   * The spooled body: one Buffer while it is in memory (undici then writes head and body together,
+   * with no stream in between: most uploads are small), else a stream of the temp file, which owns
+   * the descriptor and closes it once the stream closes.
+   */
+  async reader(): Promise<Buffer | Readable> {
     if (this.file === null) {
       const chunks = this.chunks;
       this.chunks = [];
-      return Readable.from(chunks, { objectMode: false });
+      return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.chunkBytes);
     }
     await this.flushing;
     this.flushing = this.writeBatch();

@@ -9,8 +9,8 @@ export interface UpstreamRequest {
   method: string;
   path: string;
   headers: Record<string, string | string[]>;
-  /** A stream, or an async iterable when the body must go chunked whatever its length. */
-  body: Readable | AsyncIterable<Buffer>;
+  /** A whole body, a stream, or an async iterable when the body must go chunked whatever its length. */
+  body: Buffer | Readable | AsyncIterable<Buffer>;
   signal?: AbortSignal;
 }
 
