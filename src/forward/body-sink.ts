@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { ChunkQueue } from './chunk-queue.js';
 import { GuardError } from '../errors.js';
 import { Spool } from './spool.js';
-import type { Upstream, UpstreamRequest, UpstreamResponse } from './upstream.js';
+import type { Upstream, UpstreamCall, UpstreamRequest, UpstreamResponse } from './upstream.js';
 
 export interface BodySink {
   write(chunk: Buffer): Promise<void>;
@@ -45,11 +45,8 @@ export class SpoolSink implements BodySink {
       throw err;
     }
     if (Buffer.isBuffer(body)) void this.spool.release(); // nothing left to hold: the bytes are in body
-    try {
-      return await this.upstream.send({ ...this.head, headers, body });
-    } finally {
-      if (!Buffer.isBuffer(body)) body.once('close', () => void this.spool.release());
-    }
+    else body.once('close', () => void this.spool.release());
+    return this.upstream.start({ ...this.head, headers, body }).response;
   }
   abort(): void {
     void this.spool.release();
@@ -60,8 +57,8 @@ export class SpoolSink implements BodySink {
 const STREAM_BUFFER_BYTES = 1024 * 1024;
 
 export class StreamSink implements BodySink {
-  private readonly controller = new AbortController();
   private body: ChunkQueue | null = null;
+  private call: UpstreamCall | null = null;
   private response: Promise<UpstreamResponse> | null = null;
   private failure: unknown = null;
   length = 0;
@@ -93,8 +90,9 @@ export class StreamSink implements BodySink {
   }
 
   abort(): void {
-    this.controller.abort();
-    this.body?.destroy(new Error('upload aborted'));
+    const reason = new Error('upload aborted');
+    this.call?.abort(reason);
+    this.body?.destroy(reason);
   }
 
   /**
@@ -109,7 +107,8 @@ export class StreamSink implements BodySink {
     const body = new ChunkQueue(STREAM_BUFFER_BYTES);
     this.body = body;
     const headers = { ...this.head.headers };
-    this.response = this.upstream.send({ ...this.head, headers, body, signal: this.controller.signal });
+    this.call = this.upstream.start({ ...this.head, headers, body });
+    this.response = this.call.response;
     this.response.catch((err: unknown) => {
       this.failure = err;
       body.destroy(err instanceof Error ? err : new Error(String(err)));

@@ -1,9 +1,9 @@
 // Everything that is not a guarded upload passes through untouched. Plain requests go through an
 // undici pool of their own (no connection limit, as a node:http Agent: slow downloads must not
-// queue uploads) with a dispatch handler that writes the answer straight to the client. WebSocket
-// upgrades go through http-proxy-3 (ecosystem.md §1: always attach an error listener, tie stalled
-// upgrades to the client socket so neither side is left half-open). Both carry the X-Forwarded-*
-// of forwarded-headers.ts, like uploads.
+// queue uploads) with a dispatch handler that writes the answer straight to the client
+// (upstream-exchange.ts). WebSocket upgrades go through http-proxy-3 (ecosystem.md §1: always
+// attach an error listener, tie stalled upgrades to the client socket so neither side is left
+// half-open). Both carry the X-Forwarded-* of forwarded-headers.ts, like uploads.
 //
 // Why not http-proxy-3 for plain requests too: its node:http client cost the guard 0.28-0.35 ms
 // of CPU per small GET against 0.14-0.18 ms this way (GETs at 64 connections, /proc ticks, the two
@@ -14,10 +14,11 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
-import type { Dispatcher, Pool } from 'undici';
+import type { Pool } from 'undici';
 import { GuardError } from '../errors.js';
 import { clientResponseHeaders, passthroughRequestHeaders } from './hop-by-hop.js';
 import { upstreamFailure, upstreamPool } from './upstream.js';
+import { UpstreamExchange } from './upstream-exchange.js';
 
 export type PassthroughErrorHandler = (err: GuardError, req: IncomingMessage, res: ServerResponse) => void;
 
@@ -50,13 +51,31 @@ export class Passthrough {
     // the upstream sees the Host the client asked for, as with a transparent proxy
     if (req.headers.host !== undefined) headers.host = req.headers.host;
     const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-    const exchange = new Exchange(req, res, this.onError);
+    const exchange = new UpstreamExchange();
+    exchange.abortWhenClosed(res);
     try {
       this.pool.dispatch({ method: req.method ?? 'GET', path: req.url ?? '/', headers, body: hasBody ? body : null }, exchange);
     } catch (err) {
-      // undici refuses some requests before sending anything (e.g. a header value it rejects)
+      // undici refuses some requests before sending anything (a header value it rejects)
       exchange.onResponseError(null, err as Error);
     }
+    exchange.answer.then(
+      (answer) => {
+        if (res.destroyed) return;
+        try {
+          res.writeHead(answer.statusCode, answer.statusMessage, clientResponseHeaders(answer.headers));
+        } catch {
+          // a header node:http will not write (it validates what undici parsed more leniently)
+          exchange.abort(new Error('unwritable answer head'));
+          this.onError(new GuardError('UPSTREAM_UNAVAILABLE'), req, res);
+          return;
+        }
+        exchange.relay(res);
+      },
+      (err: unknown) => {
+        if (!res.destroyed && !res.headersSent) this.onError(upstreamFailure(err), req, res);
+      },
+    );
   }
 
   /** A WebSocket (or other) upgrade; `extraHeaders` as for web(). */
@@ -72,60 +91,5 @@ export class Passthrough {
     this.proxy.close();
     this.agent.destroy();
     await this.pool.close();
-  }
-}
-
-/**
- * One passthrough request: the upstream's answer written to the client as it arrives, with the
- * client's pace holding the upstream back (pause until 'drain'), and a client that goes away
- * aborting the upstream request.
- */
-class Exchange implements Dispatcher.DispatchHandler {
-  private readonly req: IncomingMessage;
-  private readonly res: ServerResponse;
-  private readonly answerError: PassthroughErrorHandler;
-  private controller: Dispatcher.DispatchController | null = null;
-
-  constructor(req: IncomingMessage, res: ServerResponse, onError: PassthroughErrorHandler) {
-    this.req = req;
-    this.res = res;
-    this.answerError = onError;
-    res.once('close', () => {
-      if (!res.writableFinished) this.controller?.abort(new Error('client closed the connection'));
-    });
-  }
-
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.res.destroyed) controller.abort(new Error('client closed the connection'));
-  }
-
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[]>, statusMessage?: string): void {
-    // 1xx interim answers: the client's 100-continue was answered by the guard already
-    if (statusCode < 200) return;
-    try {
-      if (statusMessage) this.res.writeHead(statusCode, statusMessage, clientResponseHeaders(headers));
-      else this.res.writeHead(statusCode, clientResponseHeaders(headers));
-    } catch {
-      // a header node:http will not write (it validates what undici parsed more leniently)
-      controller.abort(new GuardError('UPSTREAM_UNAVAILABLE'));
-    }
-  }
-
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.res.write(chunk)) return;
-    controller.pause();
-    this.res.once('drain', () => controller.resume());
-  }
-
-  onResponseEnd(): void {
-    this.res.end();
-  }
-
-  onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
-    if (this.res.destroyed) return;
-    // once the status line is out, all that can be said is that the answer is incomplete
-    if (this.res.headersSent) this.res.destroy();
-    else this.answerError(upstreamFailure(err), this.req, this.res);
   }
 }

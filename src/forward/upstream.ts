@@ -1,9 +1,11 @@
 // The upstream client for guarded uploads: one undici Pool per upstream origin. Its errors are
 // translated to the SPEC codes (502 refused/reset, 504 too slow) in one place.
 
-import type { Readable } from 'node:stream';
+import type { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import { Pool, errors as undiciErrors } from 'undici';
 import { GuardError } from '../errors.js';
+import { type UpstreamAnswer, UpstreamExchange } from './upstream-exchange.js';
 
 export interface UpstreamRequest {
   method: string;
@@ -11,13 +13,19 @@ export interface UpstreamRequest {
   headers: Record<string, string | string[]>;
   /** A whole body, a stream, or an async iterable when the body must go chunked whatever its length. */
   body: Buffer | Readable | AsyncIterable<Buffer>;
-  signal?: AbortSignal;
 }
 
-export interface UpstreamResponse {
-  statusCode: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Readable;
+/** The upstream's answer: its head, and relay() to write its body to the client (head written first). */
+export interface UpstreamResponse extends UpstreamAnswer {
+  relay(res: ServerResponse): void;
+}
+
+/** A request on its way to the upstream. */
+export interface UpstreamCall {
+  /** Settles with the answer's head; rejects with the SPEC error (502/504) when there is none. */
+  response: Promise<UpstreamResponse>;
+  /** Stops the request; the upstream never receives the rest of its body. */
+  abort(reason: Error): void;
 }
 
 export class Upstream {
@@ -27,20 +35,27 @@ export class Upstream {
     this.pool = upstreamPool(url, timeoutMs, 64);
   }
 
-  async send(request: UpstreamRequest): Promise<UpstreamResponse> {
+  start(request: UpstreamRequest): UpstreamCall {
+    const exchange = new UpstreamExchange();
+    const body = request.body;
+    // undici's dispatch leaves a stream body alone when the request fails or the answer comes
+    // before the body was all sent (request() destroyed it): the spool's file stream must close
+    // then, or its descriptor is left to the garbage collector
+    if (body instanceof Readable) exchange.finally(() => body.destroy());
     try {
-      const response = await this.pool.request({
-        method: request.method as 'POST',
-        path: request.path,
-        headers: request.headers,
-        // undici takes async iterables too (docs/api/Dispatcher.md); its types lag behind
-        body: request.body as Readable,
-        signal: request.signal,
-      });
-      return { statusCode: response.statusCode, headers: response.headers, body: response.body };
+      // undici takes async iterables too (docs/api/Dispatcher.md); its types lag behind
+      this.pool.dispatch({ method: request.method, path: request.path, headers: request.headers, body: request.body as Readable }, exchange);
     } catch (err) {
-      throw upstreamFailure(err);
+      // undici refuses some requests before sending anything (a header value it rejects)
+      exchange.onResponseError(null, err as Error);
     }
+    const response = exchange.answer.then(
+      (answer) => ({ ...answer, relay: (res: ServerResponse) => exchange.relay(res) }),
+      (err: unknown) => {
+        throw upstreamFailure(err);
+      },
+    );
+    return { response, abort: (reason) => exchange.abort(reason) };
   }
 
   close(): Promise<void> {

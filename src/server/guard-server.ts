@@ -301,8 +301,8 @@ export class GuardServer {
     log.upstreamMs = Math.round(performance.now() - upstreamStarted);
     log.forwardedBytes = sink.length;
     log.outcome = 'forwarded';
-    res.writeHead(response.statusCode, { ...clientResponseHeaders(response.headers), ...rateLimitHeaders });
-    relayResponse(response.body, res);
+    res.writeHead(response.statusCode, response.statusMessage, { ...clientResponseHeaders(response.headers), ...rateLimitHeaders });
+    response.relay(res);
   }
 
   /**
@@ -353,18 +353,6 @@ interface RequestContext {
   expectsContinue: boolean;
   /** report-only: settles once the shadow checks decided; the log line waits for it */
   verdict: Promise<void> | null;
-}
-
-/**
- * The upstream's answer to the client. A plain pipe rather than stream.pipeline, which allocates
- * an AbortController per call and aborts it (a DOMException) when done: measurable per request.
- */
-function relayResponse(body: Readable, res: ServerResponse): void {
-  body.once('error', () => res.destroy());
-  res.once('close', () => {
-    if (!body.readableEnded) body.destroy();
-  });
-  body.pipe(res);
 }
 
 function requestIdOf(req: IncomingMessage): string {

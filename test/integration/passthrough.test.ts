@@ -8,6 +8,8 @@ import { connect, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import type { GuardServer } from '../../src/server/guard-server.ts';
 import { startGuard } from '../helpers/guard-in-process.ts';
+import { buildMultipart } from '../helpers/multipart-builder.ts';
+import { pngBytes } from '../helpers/samples.ts';
 
 interface Seen { method: string; url: string; rawHeaders: string[]; body: Buffer; socket: Socket }
 type Answer = (req: IncomingMessage, res: ServerResponse, seen: Seen) => void;
@@ -37,8 +39,10 @@ listen: 127.0.0.1:0
 admin: false
 trustProxy: [127.0.0.2/32]
 upstream: { url: "http://127.0.0.1:${upstreamPort}", timeout: 30s }
-routes: [{ name: upload, path: /upload, methods: [POST], policy: images }]
-policies: { images: { allow: [png] } }
+routes:
+  - { name: upload, path: /upload, methods: [POST], policy: images }
+  - { name: upload-stream, path: /upload-stream, methods: [POST], policy: streamed }
+policies: { images: { allow: [png] }, streamed: { allow: [png], mode: stream } }
 `));
 });
 
@@ -263,4 +267,21 @@ policies: { images: { allow: [png] } }
   } finally {
     await other.close();
   }
+});
+
+test('an upload route relays the upstream answer the same way: status, reason phrase, headers, body, after the whole upload', async () => {
+  seen.length = 0;
+  answer = (_req, res, s) => {
+    const text = JSON.stringify({ bytes: s.body.length });
+    res.writeHead(201, 'Stored Safely', { 'x-stored-as': 'a.png', 'content-type': 'application/json', 'content-length': String(text.length) });
+    res.end(text);
+  };
+  for (const path of ['/upload', '/upload-stream']) {
+    const { body, contentType } = buildMultipart([{ name: 'file', filename: 'a.png', contentType: 'image/png', data: pngBytes(5000) }]);
+    const reply = split(await exchange(`POST ${path} HTTP/1.1\r\nHost: h\r\nConnection: close\r\nContent-Type: ${contentType}\r\nContent-Length: ${body.length}\r\n\r\n`, body));
+    assert.equal(reply.statusLine, 'HTTP/1.1 201 Stored Safely', path);
+    assert.ok(reply.headers.map((h) => h.toLowerCase()).includes('x-stored-as: a.png'), path);
+    assert.equal(JSON.parse(reply.body.toString()).bytes, seen.at(-1)!.body.length, path);
+  }
+  assert.equal(seen.length, 2);
 });

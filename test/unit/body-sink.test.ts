@@ -16,13 +16,16 @@ test('a slow upstream reader: every byte arrives in order, the writer never runs
   const received: Buffer[] = [];
   // an upstream that reads one chunk per event-loop turn: the writer waits again and again
   const slowReader = {
-    async send(request: UpstreamRequest) {
-      for await (const chunk of request.body as AsyncIterable<Buffer>) {
-        received.push(chunk);
-        readBytes += chunk.length;
-        await tick();
-      }
-      return { statusCode: 200, headers: {}, body: null };
+    start(request: UpstreamRequest) {
+      const response = (async () => {
+        for await (const chunk of request.body as AsyncIterable<Buffer>) {
+          received.push(chunk);
+          readBytes += chunk.length;
+          await tick();
+        }
+        return { statusCode: 200, statusMessage: undefined, headers: {}, relay: () => undefined };
+      })();
+      return { response, abort: () => undefined };
     },
   } as unknown as Upstream;
   const sink = new StreamSink(slowReader, { method: 'POST', path: '/upload', headers: {} });
@@ -39,11 +42,15 @@ test('a slow upstream reader: every byte arrives in order, the writer never runs
 
 test('an upstream that fails mid-body: the waiting writer gets the upstream failure, not a hang', async () => {
   const failing = {
-    async send(request: UpstreamRequest) {
-      const iterator = (request.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
-      await iterator.next();
-      await iterator.return?.(undefined); // undici stops reading when the request fails
-      throw new GuardError('UPSTREAM_UNAVAILABLE');
+    start(request: UpstreamRequest) {
+      const response = (async () => {
+        const iterator = (request.body as AsyncIterable<Buffer>)[Symbol.asyncIterator]();
+        await iterator.next();
+        await iterator.return?.(undefined); // undici stops reading when the request fails
+        throw new GuardError('UPSTREAM_UNAVAILABLE');
+      })();
+      response.catch(() => undefined);
+      return { response, abort: () => undefined };
     },
   } as unknown as Upstream;
   const sink = new StreamSink(failing, { method: 'POST', path: '/upload', headers: {} });
