@@ -26,9 +26,18 @@ function flush(): void {
 
 process.on('exit', flush);
 
+// The timestamp text of the current millisecond: at thousands of lines a second most share one.
+let stampedAt = -1;
+let stamp = '';
+
 /** `fields` (a JSON object's text) with a leading "time" member. */
 function withTime(fieldsJson: string): string {
-  const time = `{"time":"${new Date().toISOString()}"`;
+  const now = Date.now();
+  if (now !== stampedAt) {
+    stampedAt = now;
+    stamp = new Date(now).toISOString();
+  }
+  const time = `{"time":"${stamp}"`;
   return fieldsJson === '{}' ? `${time}}\n` : `${time},${fieldsJson.slice(1)}\n`;
 }
 

@@ -29,9 +29,13 @@ async function capture(run: (writes: string[]) => void): Promise<string[]> {
 }
 
 test('request lines of one turn go out in one write, in order, each a JSON object with time first', async () => {
+  await capture(() => logRequest(line('earlier')));
+  await new Promise((r) => setTimeout(r, 5)); // a stamp left from that earlier millisecond would show
+  const before = Date.now();
   const writes = await capture(() => {
     for (let i = 0; i < 50; i++) logRequest(line(`r${i}`));
   });
+  const after = Date.now();
   assert.equal(writes.length, 1);
   const lines = writes[0]!.split('\n');
   assert.equal(lines.pop(), '', 'every line ends with a newline');
@@ -39,7 +43,8 @@ test('request lines of one turn go out in one write, in order, each a JSON objec
   lines.forEach((text, i) => {
     const parsed = JSON.parse(text) as Record<string, unknown>;
     assert.equal(Object.keys(parsed)[0], 'time');
-    assert.ok(!Number.isNaN(Date.parse(String(parsed.time))));
+    const time = Date.parse(String(parsed.time));
+    assert.ok(time >= before && time <= after, `time ${String(parsed.time)} is the time of writing`);
     assert.deepEqual({ ...parsed, time: undefined }, { time: undefined, ...line(`r${i}`) });
   });
 });
