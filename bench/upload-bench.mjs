@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadClient, percentile, runConcurrent, upload } from './lib/client.mjs';
 import { MIN_PNG_SIZE, inMemory, multipartBody } from './lib/multipart.mjs';
-import { crashReport, killAllNow, killLeftovers, processTree, sampleRss, stopAll, stopChild, treeCpuSeconds, treeRss } from './lib/processes.mjs';
+import { crashReport, killAllNow, killLeftovers, processTree, sampleRss, stopAll, stopChild, treeCpuSeconds, treeRss, treeRssAnon } from './lib/processes.mjs';
 import { timedRefusal } from './lib/raw-client.mjs';
 import { summarize } from './lib/stats.mjs';
 import { HEAP_FLAGS, NGINX, PROJECT, startGuard, startNginx, startPlainPipe, startSink } from './lib/targets.mjs';
@@ -116,6 +116,7 @@ async function warmUp(port) {
 async function bigUpload(port, pid, sink) {
   await sink.reset();
   const idleRss = pid ? treeRss(pid) : null;
+  const idleRssAnon = pid ? treeRssAnon(pid) : null;
   const cpuBefore = pid ? treeCpuSeconds(pid) : null;
   const sampler = pid ? sampleRss(pid) : null;
   const started = performance.now();
@@ -136,6 +137,7 @@ async function bigUpload(port, pid, sink) {
     sentBytes: BIG_BODY.contentLength,
     sink: { started: stats.started, completed: stats.completed, bytes: stats.bytes, framing: stats.last?.framing ?? null },
     idleRss,
+    idleRssAnon,
     peakRss: rss?.peak ?? null,
     peakRssSingle: rss?.peakSingle ?? null,
     growth: rss && idleRss ? rss.peak - idleRss : null,
@@ -336,7 +338,7 @@ function scalingTable(rows, options) {
 
 function detailTable(rows) {
   const header = [
-    'target', `${BIG_LABEL} statuses`, 'sink MiB', 'framing', 'CPU s', 'idle RSS', 'peak-idle', 'largest proc', 'samples',
+    'target', `${BIG_LABEL} statuses`, 'sink MiB', 'framing', 'CPU s', 'idle RSS', 'idle anon', 'peak-idle', 'largest proc', 'samples',
     '16KiB ok', 'p50 ms', 'sink got', 'conns', 'framing (16KiB)', 'GET ok', 'GET p50', 'sink got', 'conns',
   ];
   const framing = (f) => Object.entries(f ?? {}).filter(([, n]) => n > 0).map(([k, n]) => `${k}:${n}`).join(' ') || '-';
@@ -354,6 +356,7 @@ function detailTable(rows) {
         b.sink?.framing ?? '-',
         fixed(med(r, 'big', 'cpu'), 1),
         mib(med(r, 'big', 'idleRss')),
+        mib(med(r, 'big', 'idleRssAnon')),
         mib(med(r, 'big', 'growth')),
         mib(med(r, 'big', 'peakRssSingle')),
         b.rssSamples || '-',

@@ -152,19 +152,32 @@ export function killLeftovers(tree) {
   }
 }
 
-/** Resident set size in bytes, or null once the process is gone. */
-export function rssBytes(pid) {
+/** A kB field of /proc/PID/status in bytes, or null once the process is gone. */
+function statusBytes(pid, field) {
   try {
-    const match = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return match ? Number(match[1]) * 1024 : null;
   } catch {
     return null;
   }
 }
 
+/** Resident set size in bytes, or null once the process is gone. */
+export function rssBytes(pid) {
+  return statusBytes(pid, 'VmRSS');
+}
+
 /** RSS summed over the pid and its descendants: what a multi-process target costs in memory. */
 export function treeRss(pid) {
   return sumOver(processTree(pid), rssBytes);
+}
+
+/**
+ * The anonymous part of the RSS (heap, stacks, buffers) summed over the tree: VmRSS also counts
+ * the file-backed pages of the executable (~45 MiB of node's), shared between processes.
+ */
+export function treeRssAnon(pid) {
+  return sumOver(processTree(pid), (one) => statusBytes(one, 'RssAnon'));
 }
 
 /** User + system CPU seconds the process has used so far, or null once it is gone. */
