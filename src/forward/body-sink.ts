@@ -18,7 +18,7 @@ export interface BodySink {
   readonly length: number;
 }
 
-type RequestHead = Omit<UpstreamRequest, 'body' | 'signal'>;
+type RequestHead = Omit<UpstreamRequest, 'body'>;
 
 export class SpoolSink implements BodySink {
   private readonly spool: Spool;
@@ -59,7 +59,6 @@ const STREAM_BUFFER_BYTES = 1024 * 1024;
 export class StreamSink implements BodySink {
   private body: ChunkQueue | null = null;
   private call: UpstreamCall | null = null;
-  private response: Promise<UpstreamResponse> | null = null;
   private failure: unknown = null;
   length = 0;
 
@@ -86,7 +85,7 @@ export class StreamSink implements BodySink {
   async complete(): Promise<UpstreamResponse> {
     const body = this.start();
     body.end();
-    return this.response!;
+    return this.call!.response;
   }
 
   abort(): void {
@@ -108,8 +107,7 @@ export class StreamSink implements BodySink {
     this.body = body;
     const headers = { ...this.head.headers };
     this.call = this.upstream.start({ ...this.head, headers, body });
-    this.response = this.call.response;
-    this.response.catch((err: unknown) => {
+    this.call.response.catch((err: unknown) => {
       this.failure = err;
       body.destroy(err instanceof Error ? err : new Error(String(err)));
     });
@@ -120,7 +118,7 @@ export class StreamSink implements BodySink {
   private async upstreamError(): Promise<unknown> {
     if (this.failure !== null) return this.failure;
     try {
-      await this.response;
+      await this.call?.response;
     } catch (err) {
       return err;
     }

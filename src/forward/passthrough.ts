@@ -53,12 +53,7 @@ export class Passthrough {
     const hasBody = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
     const exchange = new UpstreamExchange();
     exchange.abortWhenClosed(res);
-    try {
-      this.pool.dispatch({ method: req.method ?? 'GET', path: req.url ?? '/', headers, body: hasBody ? body : null }, exchange);
-    } catch (err) {
-      // undici refuses some requests before sending anything (a header value it rejects)
-      exchange.onResponseError(null, err as Error);
-    }
+    exchange.send(this.pool, { method: req.method ?? 'GET', path: req.url ?? '/', headers, body: hasBody ? body : null });
     exchange.answer.then(
       (answer) => {
         if (res.destroyed) return;

@@ -38,6 +38,17 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     });
   }
 
+  /** Hands the request to `pool` with this exchange as its handler. */
+  send(pool: Dispatcher, options: Dispatcher.DispatchOptions): this {
+    try {
+      pool.dispatch(options, this);
+    } catch (err) {
+      // undici refuses some requests before sending anything (a header value it rejects)
+      this.onResponseError(null, err as Error);
+    }
+    return this;
+  }
+
   /** Stops the upstream request (now, or as soon as undici starts it). */
   abort(reason: Error): void {
     this.abortReason ??= reason;

@@ -29,7 +29,7 @@ export interface UpstreamCall {
 }
 
 export class Upstream {
-  readonly pool: Pool;
+  private readonly pool: Pool;
 
   constructor(url: URL, timeoutMs: number) {
     this.pool = upstreamPool(url, timeoutMs, 64);
@@ -42,13 +42,8 @@ export class Upstream {
     // before the body was all sent (request() destroyed it): the spool's file stream must close
     // then, or its descriptor is left to the garbage collector
     if (body instanceof Readable) exchange.finally(() => body.destroy());
-    try {
-      // undici takes async iterables too (docs/api/Dispatcher.md); its types lag behind
-      this.pool.dispatch({ method: request.method, path: request.path, headers: request.headers, body: request.body as Readable }, exchange);
-    } catch (err) {
-      // undici refuses some requests before sending anything (a header value it rejects)
-      exchange.onResponseError(null, err as Error);
-    }
+    // undici takes async iterables too (docs/api/Dispatcher.md); its types lag behind
+    exchange.send(this.pool, { method: request.method, path: request.path, headers: request.headers, body: body as Readable });
     const response = exchange.answer.then(
       (answer) => ({ ...answer, relay: (res: ServerResponse) => exchange.relay(res) }),
       (err: unknown) => {
