@@ -121,6 +121,22 @@ const LT = 0x3c;
 const UNAMBIGUOUS_LT_MARKERS: readonly CompiledMarker[] = LT_MARKERS.filter((m) => m.follow !== 'php-code' && m.follow !== 'php-short' && m.follow !== 'asp');
 // Second bytes of the '<' markers, both cases for letters.
 const LT_SECOND = byteTable(LT_MARKERS.flatMap((m) => (m.letter[1] === 1 ? [m.bytes[1]!, m.bytes[1]! & ~0x20] : [m.bytes[1]!])));
+
+/**
+ * The '<' markers by the byte after the '<' (both cases of a letter), in list order: a candidate
+ * is compared with the one to three markers it can start, not all twelve (random data has ~250
+ * such candidates per MiB).
+ */
+function bySecondByte(markers: readonly CompiledMarker[]): readonly (readonly CompiledMarker[] | undefined)[] {
+  const table: CompiledMarker[][] = [];
+  for (const m of markers) {
+    const second = m.bytes[1]!;
+    for (const b of m.letter[1] === 1 ? [second, second & ~0x20] : [second]) (table[b] ??= []).push(m);
+  }
+  return Array.from({ length: 256 }, (_, b) => table[b]);
+}
+const LT_BY_SECOND = bySecondByte(LT_MARKERS);
+const UNAMBIGUOUS_LT_BY_SECOND = bySecondByte(UNAMBIGUOUS_LT_MARKERS);
 const COLON = 0x3a;
 const UNDERSCORE = 0x5f;
 
@@ -234,7 +250,7 @@ export function scanActiveContent(
   anchors?: Int32Array,
 ): MarkerHit | undefined {
   const buf = asBuffer(bytes);
-  const ltMarkers = markers === 'all' ? LT_MARKERS : UNAMBIGUOUS_LT_MARKERS;
+  const ltBySecond = markers === 'all' ? LT_BY_SECOND : UNAMBIGUOUS_LT_BY_SECOND;
   const n = buf.length;
   const end = Math.min(to, n);
   const candidates = anchors ?? markerAnchors.candidates(buf, from, end + MARKER_ANCHOR_REACH);
@@ -385,8 +401,10 @@ export function scanActiveContent(
   // it), and no marker fits there either.
   for (const i of candidates) {
     if (i >= end) break;
-    if (i < from || buf[i] !== LT || LT_SECOND[buf[i + 1]!] === 0) continue;
-    const m = ltMarkers.find((c) => matchesAt(buf, i, c) && followOk(c, i + c.bytes.length));
+    if (i < from || buf[i] !== LT) continue;
+    const possible = ltBySecond[buf[i + 1]!];
+    if (possible === undefined) continue;
+    const m = possible.find((c) => matchesAt(buf, i, c) && followOk(c, i + c.bytes.length));
     if (m !== undefined) {
       best = { marker: m.text, offset: i };
       break;
