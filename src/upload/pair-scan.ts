@@ -10,7 +10,7 @@
 // express, see pair-scan.wat): callers keep their own exact checks, so what is found does not
 // change, only how many positions are looked at.
 
-import { PAIR_SCAN_WASM_BASE64 } from './pair-scan-wasm.js';
+import { PAIR_SCAN_RELAXED_WASM_BASE64, PAIR_SCAN_WASM_BASE64 } from './pair-scan-wasm.js';
 
 /** A byte pair to look for: any byte of `first` followed by any byte of `second`. */
 export interface BytePair {
@@ -28,7 +28,15 @@ const OUTPUT_AT = INPUT_AT + SLICE_BYTES + READ_PADDING;
 const MEMORY_BYTES = OUTPUT_AT + 4 * SLICE_BYTES;
 const WASM_PAGE = 64 * 1024;
 
-const compiled = new WebAssembly.Module(Buffer.from(PAIR_SCAN_WASM_BASE64, 'base64'));
+/** The relaxed-SIMD build where the runtime takes it (a faster scan on Node 24, same results), else the plain one. */
+function compileScanModule(): WebAssembly.Module {
+  try {
+    return new WebAssembly.Module(Buffer.from(PAIR_SCAN_RELAXED_WASM_BASE64, 'base64'));
+  } catch {
+    return new WebAssembly.Module(Buffer.from(PAIR_SCAN_WASM_BASE64, 'base64'));
+  }
+}
+const compiled = compileScanModule();
 
 interface PairScanExports {
   readonly memory: WebAssembly.Memory;
