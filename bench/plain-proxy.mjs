@@ -1,13 +1,18 @@
 // The "plain pipe" baseline: a node:http server that forwards every request to the upstream with
 // undici, body piped straight through, no parsing and no checks. It uses the same undici Pool
 // settings as the guard's Upstream (src/forward/upstream.ts), so the difference between the two
-// rows of the bench is what the guard's checks cost, not a different HTTP client.
+// rows of the bench is what the guard's checks cost, not a different HTTP client. It runs with the
+// guard's V8 settings too: the heap flags on its command line (lib/targets.mjs) and the ones the
+// guard sets at start (applyRuntimeHeapFlags, src/lifecycle/heap-flags.ts).
 //
 //   node bench/plain-proxy.mjs PORT UPSTREAM_PORT
 
 import { createServer } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { Pool } from 'undici';
+import { applyRuntimeHeapFlags } from '../dist/lifecycle/heap-flags.js';
+
+applyRuntimeHeapFlags();
 
 const port = Number(process.argv[2]);
 const upstreamPort = Number(process.argv[3]);

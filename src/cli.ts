@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { loadConfigFile, loadConfigText } from './config/load.js';
 import { startDemoUploader } from './demo/demo-uploader.js';
+import { applyRuntimeHeapFlags } from './lifecycle/heap-flags.js';
 import { logEvent } from './observe/log.js';
 import { serveWithLifecycle } from './lifecycle/serve.js';
 import { GuardServer } from './server/guard-server.js';
@@ -60,6 +61,7 @@ async function inspect(args: string[]): Promise<number> {
 }
 
 async function serve(args: string[]): Promise<number> {
+  applyRuntimeHeapFlags();
   const path = configPath(args);
   const result = loadConfigFile(path);
   if ('errors' in result) {
@@ -72,6 +74,7 @@ async function serve(args: string[]): Promise<number> {
 
 /** The guard in front of a bundled uploader that stores to a temp dir: curl at it at once. */
 async function demo(args: string[]): Promise<number> {
+  applyRuntimeHeapFlags();
   const uploader = await startDemoUploader();
   const port = option(args, '--port') ?? '8080';
   const result = loadConfigText(
