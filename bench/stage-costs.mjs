@@ -29,23 +29,21 @@ const boundary = /boundary=(.*)$/.exec(CONTENT_TYPE)[1];
 // The body as socket-sized reads, copied once so each read is a Buffer of its own.
 const reads = [...multipartBody({ filename: 'bench.png', content: 'png', size: SIZE_MIB * MiB }).chunks()].map((c) => Buffer.from(c));
 /** The reads joined into 1 MiB batches, as multipart-filter.ts hands them on. */
-function joinBatches() {
-  const out = [];
+function* joinedBatches() {
   let batch = [];
   let bytes = 0;
   for (const read of reads) {
     batch.push(read);
     bytes += read.length;
     if (bytes >= BATCH) {
-      out.push(Buffer.concat(batch, bytes));
+      yield Buffer.concat(batch, bytes);
       batch = [];
       bytes = 0;
     }
   }
-  if (bytes > 0) out.push(Buffer.concat(batch, bytes));
-  return out;
+  if (bytes > 0) yield Buffer.concat(batch, bytes);
 }
-const batches = joinBatches();
+const batches = [...joinedBatches()];
 // The file's bytes alone, in the same batches (what busboy hands the checks).
 const head = batches[0].indexOf('\r\n\r\n') + 4;
 const tail = batches.at(-1).lastIndexOf(`\r\n--${boundary}--`);
@@ -56,17 +54,7 @@ const windowAnchors = new PairScanner([...MARKER_ANCHOR_PAIRS, ...PROGRAM_ANCHOR
 const stages = {
   'batch copy': () => {
     // each batch dropped once made, as in the guard (keeping them all would time page faults)
-    let batch = [];
-    let bytes = 0;
-    for (const read of reads) {
-      batch.push(read);
-      bytes += read.length;
-      if (bytes >= BATCH) {
-        Buffer.concat(batch, bytes);
-        batch = [];
-        bytes = 0;
-      }
-    }
+    for (const batch of joinedBatches()) void batch;
   },
   'framing scan': () => {
     const scanner = new DelimiterScanner(boundary);
