@@ -119,9 +119,6 @@ const HALT_COMPILER = compile('__halt_compiler');
 const XML_PI = [compile('xml'), compile('xpacket')];
 const LT = 0x3c;
 const UNAMBIGUOUS_LT_MARKERS: readonly CompiledMarker[] = LT_MARKERS.filter((m) => m.follow !== 'php-code' && m.follow !== 'php-short' && m.follow !== 'asp');
-// Second bytes of the '<' markers, both cases for letters.
-const LT_SECOND = byteTable(LT_MARKERS.flatMap((m) => (m.letter[1] === 1 ? [m.bytes[1]!, m.bytes[1]! & ~0x20] : [m.bytes[1]!])));
-
 /**
  * The '<' markers by the byte after the '<' (both cases of a letter), in list order: a candidate
  * is compared with the one to three markers it can start, not all twelve (random data has ~250
@@ -145,7 +142,8 @@ const UNDERSCORE = 0x5f;
  * "t:" ending `javascript:`, the "__" starting `__halt_compiler`. A scan for them must reach
  * MARKER_ANCHOR_REACH bytes past the last marker start it decides (the ':' is that far in).
  */
-const LT_SECOND_BYTES = [...LT_SECOND.keys()].filter((b) => LT_SECOND[b] === 1);
+// Second bytes of the '<' markers, both cases for letters.
+const LT_SECOND_BYTES = LT_BY_SECOND.flatMap((markers, b) => (markers === undefined ? [] : [b]));
 const isLetter = (b: number): boolean => ((b | 0x20) >= 0x61 && (b | 0x20) <= 0x7a);
 export const MARKER_ANCHOR_PAIRS: readonly BytePair[] = [
   // two pairs for '<' (tag letters; '?', '%', '!'): each widens less in the nibble tables than one
