@@ -30,7 +30,12 @@ export function upstreamRequestHeaders(
  * and X-Request-Id are the guard's to set.
  */
 export function passthroughRequestHeaders(rawHeaders: readonly string[]): Record<string, string | string[]> {
-  return endToEndHeaders(rawHeaders, (name) => name === 'x-request-id' || name.startsWith('x-forwarded-'));
+  return endToEndHeaders(rawHeaders, isSetByGuard);
+}
+
+/** X-Forwarded-* and X-Request-Id: the guard sets them on what it forwards (forwarded-headers.ts). */
+export function isSetByGuard(name: string): boolean {
+  return name === 'x-request-id' || name.startsWith('x-forwarded-');
 }
 
 /** The end-to-end headers of a request, in order, names lower-cased, repeated ones as arrays. */
@@ -55,15 +60,7 @@ const NOTHING_LISTED: ReadonlySet<string> = new Set();
 export function clientResponseHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   const connection = headers.connection;
-  const listed =
-    connection === undefined
-      ? NOTHING_LISTED
-      : new Set(
-          (Array.isArray(connection) ? connection.join(',') : connection)
-            .split(',')
-            .map((t) => t.trim().toLowerCase())
-            .filter(Boolean),
-        );
+  const listed = connection === undefined ? NOTHING_LISTED : addConnectionTokens(new Set(), Array.isArray(connection) ? connection.join(',') : connection);
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name)) continue;
     out[name] = value;
@@ -74,11 +71,16 @@ export function clientResponseHeaders(headers: Record<string, string | string[] 
 function listedInConnection(rawHeaders: readonly string[]): Set<string> {
   const listed = new Set<string>();
   for (let i = 0; i < rawHeaders.length; i += 2) {
-    if (rawHeaders[i]!.toLowerCase() !== 'connection') continue;
-    for (const token of rawHeaders[i + 1]!.split(',')) {
-      const t = token.trim().toLowerCase();
-      if (t) listed.add(t);
-    }
+    if (rawHeaders[i]!.toLowerCase() === 'connection') addConnectionTokens(listed, rawHeaders[i + 1]!);
+  }
+  return listed;
+}
+
+/** Adds the header names a Connection value lists (comma-separated, any case) to `listed`. */
+function addConnectionTokens(listed: Set<string>, value: string): Set<string> {
+  for (const token of value.split(',')) {
+    const t = token.trim().toLowerCase();
+    if (t) listed.add(t);
   }
   return listed;
 }

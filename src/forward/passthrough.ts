@@ -16,7 +16,7 @@ import type { Readable } from 'node:stream';
 import { createProxyServer } from 'http-proxy-3';
 import type { Pool } from 'undici';
 import { GuardError } from '../errors.js';
-import { clientResponseHeaders, passthroughRequestHeaders } from './hop-by-hop.js';
+import { clientResponseHeaders, isSetByGuard, passthroughRequestHeaders } from './hop-by-hop.js';
 import { upstreamFailure, upstreamPool } from './upstream.js';
 import { UpstreamExchange } from './upstream-exchange.js';
 
@@ -76,7 +76,7 @@ export class Passthrough {
   /** A WebSocket (or other) upgrade; `extraHeaders` as for web(). */
   upgrade(req: IncomingMessage, socket: Socket, head: Buffer, extraHeaders: Record<string, string>): void {
     // http-proxy-3 sends req.headers: the client's X-Forwarded-* and X-Request-Id give way to ours
-    for (const name of Object.keys(req.headers)) if (name.startsWith('x-forwarded-') || name === 'x-request-id') delete req.headers[name];
+    for (const name of Object.keys(req.headers)) if (isSetByGuard(name)) delete req.headers[name];
     Object.assign(req.headers, extraHeaders);
     socket.once('end', () => socket.destroy());
     this.proxy.ws(req, socket, head);
