@@ -5,7 +5,7 @@
 #   docker run --read-only --cap-drop ALL --security-opt no-new-privileges \
 #     -p 8080:8080 -e UPSTREAM_URL=http://uploader:5000 upload-guard
 #
-# The runtime image holds dist/, config/ and the production dependencies only, runs as UID 10001,
+# The runtime image holds dist/, config/, vendor/ and the production dependencies only, runs as UID 10001,
 # and writes nowhere but the spool volume /tmp/upload-guard, so it runs with a read-only root
 # filesystem. Config: /app/config/container.yaml (deploy/docker/upload-guard.yaml); mount another
 # file and point UPLOAD_GUARD_CONFIG at it. test/deploy/docker-install.test.ts replays the install
@@ -18,6 +18,7 @@ ARG NODE_RUNTIME_IMAGE=node:24-bookworm-slim
 FROM ${NODE_IMAGE} AS builder
 WORKDIR /src
 COPY package.json package-lock.json ./
+COPY vendor ./vendor
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
@@ -27,6 +28,8 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+# vendor/streamsearch: busboy's boundary search (package.json "overrides"), linked from node_modules
+COPY vendor ./vendor
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 # --- runtime ---
@@ -38,6 +41,7 @@ WORKDIR /app
 # Owned by root and not writable by the service user: the guard cannot change its own code.
 COPY package.json package-lock.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
+COPY vendor ./vendor
 COPY --from=builder /src/dist ./dist
 COPY config ./config
 COPY deploy/docker/upload-guard.yaml ./config/container.yaml

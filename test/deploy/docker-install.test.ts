@@ -127,7 +127,7 @@ before(async () => {
   mkdirSync(depsDir);
   for (const copy of stepsOf(deps, 'COPY')) {
     const parts = copy.split(/\s+/);
-    for (const source of parts.slice(0, -1)) cpSync(join(ROOT, source), join(depsDir, source));
+    for (const source of parts.slice(0, -1)) cpSync(join(ROOT, source), join(depsDir, source), { recursive: true });
   }
   const install = stepsOf(deps, 'RUN').find((r) => r.includes('npm ci'));
   assert.ok(install, 'the prod-deps stage runs npm ci');
@@ -151,7 +151,7 @@ before(async () => {
       assert.ok(existsSync(hostSource), `COPY ${copy}: ${hostSource} missing${fromFlag === 'builder' ? ' (npm run build first)' : ''}`);
       const target = dest.endsWith('/') && !statSync(hostSource).isDirectory() ? join(toHost(posix.resolve(workdir, dest)), posix.basename(source)) : toHost(posix.resolve(workdir, dest));
       mkdirSync(dirname(target), { recursive: true });
-      cpSync(hostSource, target, { recursive: true });
+      cpSync(hostSource, target, { recursive: true, verbatimSymlinks: true }) // as COPY: links kept as they are;
     }
   }
   // The image's root filesystem is read-only to the service: owned by root, no write bits.

@@ -1,0 +1,131 @@
+'use strict';
+// upload-guard's drop-in for the `streamsearch` package that busboy searches multipart bodies with
+// (wired in by the "overrides" of the project's package.json).
+//
+// Why: busboy finds every "\r\n--BOUNDARY" with streamsearch's Boyer-Moore-Horspool loop written in
+// JavaScript, and on a big upload that loop was the largest single cost of the guard (a quarter of
+// its main-thread time, six times what Buffer.indexOf takes for the same needle over the same
+// bytes). This keeps streamsearch's interface and makes the same callbacks, in the same order, with
+// the same ranges, for every needle busboy builds (test/unit/stream-search.test.ts checks that
+// against streamsearch itself): the search over each chunk is Buffer.indexOf, and only the bytes
+// around chunk boundaries are compared by hand.
+//
+// Callbacks, as streamsearch makes them: cb(isMatch, data, start, end, isDataSafe)
+//   isMatch false: data[start, end) is not part of a match (data may be the lookbehind buffer,
+//                  then isDataSafe is false: it is reused, copy what you keep)
+//   isMatch true:  a match ends here; data[start, end) are the non-matching bytes just before it
+//                  (data undefined when there are none to report)
+//
+// Needles with a border (a proper prefix that is also a suffix, which needs needle[0] to occur
+// again) are handled as the description above says; streamsearch 1.1.0 drops or garbles lookbehind
+// bytes for some of them. busboy's needle "\r\n--" + boundary has none: a boundary cannot hold CR.
+
+class StreamSearch {
+  constructor(needle, cb) {
+    if (typeof cb !== 'function') throw new Error('Missing match callback');
+    if (typeof needle === 'string') needle = Buffer.from(needle);
+    else if (!Buffer.isBuffer(needle)) throw new Error(`Expected Buffer for needle, got ${typeof needle}`);
+    this.maxMatches = Infinity;
+    this.matches = 0;
+    this._cb = cb;
+    this._needle = needle;
+    /** a needle prefix seen at the end of the previous chunk(s) */
+    this._lookbehind = Buffer.allocUnsafe(needle.length);
+    this._lookbehindSize = 0;
+    this._bufPos = 0;
+  }
+
+  reset() {
+    this.matches = 0;
+    this._lookbehindSize = 0;
+    this._bufPos = 0;
+  }
+
+  push(chunk, pos) {
+    if (!Buffer.isBuffer(chunk)) chunk = Buffer.from(chunk, 'latin1');
+    const chunkLen = chunk.length;
+    this._bufPos = pos || 0;
+    let result;
+    while (result !== chunkLen && this.matches < this.maxMatches) result = this._feed(chunk);
+    return result;
+  }
+
+  destroy() {
+    const size = this._lookbehindSize;
+    if (size) this._cb(false, this._lookbehind, 0, size, false);
+    this.reset();
+  }
+
+  /** Consumes data from _bufPos up to and including the next match, or to its end; returns where it stopped. */
+  _feed(data) {
+    const len = data.length;
+    const needle = this._needle;
+    const needleLen = needle.length;
+    if (this._lookbehindSize > 0) {
+      const lbSize = this._lookbehindSize;
+      const lookbehind = this._lookbehind;
+      // a match that starts in the lookbehind and ends in data
+      for (let at = -lbSize; at < 0 && at <= len - needleLen; ++at) {
+        if (!this._matchesAcross(data, at, needleLen)) continue;
+        this._lookbehindSize = 0;
+        ++this.matches;
+        if (at > -lbSize) this._cb(true, lookbehind, 0, lbSize + at, false);
+        else this._cb(true, undefined, 0, 0, true);
+        return (this._bufPos = at + needleLen);
+      }
+      // data too short to decide: keep the part of lookbehind + data that may still start a match
+      for (let at = Math.max(-lbSize, len - needleLen + 1); at < 0; ++at) {
+        if (!this._matchesAcross(data, at, len - at)) continue;
+        const cut = lbSize + at;
+        if (cut > 0) {
+          this._cb(false, lookbehind, 0, cut, false);
+          lookbehind.copyWithin(0, cut, lbSize);
+        }
+        lookbehind.set(data, lbSize - cut);
+        this._lookbehindSize = lbSize - cut + len;
+        this._bufPos = len;
+        return len;
+      }
+      this._cb(false, lookbehind, 0, lbSize, false);
+      this._lookbehindSize = 0;
+    }
+
+    const from = this._bufPos;
+    const at = data.indexOf(needle, from);
+    if (at !== -1) {
+      ++this.matches;
+      if (at > 0) this._cb(true, data, from, at, true);
+      else this._cb(true, undefined, 0, 0, true);
+      return (this._bufPos = at + needleLen);
+    }
+    // no match: the first tail of data that is a needle prefix waits for the next chunk
+    let keep = len;
+    const first = needle[0];
+    for (let p = Math.max(from, len - needleLen + 1); p < len; ++p) {
+      if (data[p] === first && needle.compare(data, p, len, 0, len - p) === 0) {
+        keep = p;
+        break;
+      }
+    }
+    if (keep < len) {
+      data.copy(this._lookbehind, 0, keep, len);
+      this._lookbehindSize = len - keep;
+    }
+    if (keep > 0) this._cb(false, data, from, keep, true);
+    this._bufPos = len;
+    return len;
+  }
+
+  /** Whether the needle's first `count` bytes equal lookbehind + data from `at` (negative: in the lookbehind). */
+  _matchesAcross(data, at, count) {
+    const needle = this._needle;
+    const lookbehind = this._lookbehind;
+    const lbSize = this._lookbehindSize;
+    for (let i = 0; i < count; ++i, ++at) {
+      if ((at < 0 ? lookbehind[lbSize + at] : data[at]) !== needle[i]) return false;
+    }
+    return true;
+  }
+}
+
+module.exports = StreamSearch;
