@@ -18,7 +18,7 @@ const EMPTY = Buffer.alloc(0);
 
 export class DelimiterScanner {
   /** "--BOUNDARY": every occurrence must be a delimiter line as busboy reads it */
-  private readonly dashBoundary: Buffer;
+  readonly dashBoundary: Buffer;
   /** unconsumed bytes from the previous chunk (a possible delimiter or an unfinished header block) */
   private pending: Buffer;
   /** where the search resumes in `pending` */
@@ -39,6 +39,13 @@ export class DelimiterScanner {
   epilogueStart: number | null = null;
   /** why the body cannot be read unambiguously, once it cannot */
   problem: string | null = null;
+  /**
+   * After feed(): every byte of the chunk was searched and it holds no complete "--BOUNDARY", so it
+   * holds no delimiter either (busboy's search may skip it: vendor/streamsearch declareAbsent).
+   */
+  chunkHoldsNoBoundary = false;
+  /** "--BOUNDARY" occurrences found so far */
+  private boundaryHits = 0;
 
   constructor(boundary: string) {
     this.dashBoundary = Buffer.from(`--${boundary}`, 'latin1');
@@ -58,6 +65,7 @@ export class DelimiterScanner {
    * and never inside a header block. Anything else is refused (research/multipart-bypasses.md §3).
    */
   feed(chunk: Buffer): void {
+    this.chunkHoldsNoBoundary = false;
     if (this.closed) this.epilogueStart = 0;
     if (this.closed || this.problem !== null) return;
     const carried = this.pending.length;
@@ -85,12 +93,19 @@ export class DelimiterScanner {
 
   /** The state machine over `buf`, which starts `carried` bytes before the chunk just fed. */
   private scan(buf: Buffer, pos: number, contentStart: number, carried: number): void {
+    const hitsBefore = this.boundaryHits;
+    this.scanFrom(buf, pos, contentStart, carried);
+    this.chunkHoldsNoBoundary = pos <= carried && this.boundaryHits === hitsBefore && this.problem === null && !this.closed;
+  }
+
+  private scanFrom(buf: Buffer, pos: number, contentStart: number, carried: number): void {
     this.pending = EMPTY;
     for (;;) {
       if (this.inHeaders) {
         // pos points at the CRLF that ended the delimiter line, so an empty header block is found too
         const end = buf.indexOf(HEADER_END, pos);
         const inside = buf.indexOf(this.dashBoundary, pos);
+        if (inside !== -1) this.boundaryHits++;
         if (inside !== -1 && (end === -1 || inside < end)) return this.fail('a part header block contains the boundary');
         if (end === -1) {
           if (buf.length - pos > MAX_PART_HEADER_BYTES) return this.fail('a part header block is too large');
@@ -105,6 +120,7 @@ export class DelimiterScanner {
         continue;
       }
       const at = buf.indexOf(this.dashBoundary, pos);
+      if (at !== -1) this.boundaryHits++;
       if (at === -1) {
         // Keep enough to recognise a delimiter straddling this chunk and the next, plus the two
         // bytes before it; copy so the caller's chunk can be released.

@@ -6,6 +6,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import busboy from 'busboy';
+import StreamSearch from 'streamsearch';
 import type { CompiledPolicy } from '../config/types.js';
 import { GuardError } from '../errors.js';
 import type { BodySink } from '../forward/body-sink.js';
@@ -160,6 +161,9 @@ export function filterMultipart(
       if (scanner.problem !== null) return fail(new GuardError('MALFORMED_MULTIPART', `Malformed multipart body: ${scanner.problem}`));
       // the epilogue is nobody's business, and busboy would parse it (delimiter-scanner.ts)
       const parsed = scanner.epilogueStart === null ? chunk : chunk.subarray(0, scanner.epilogueStart);
+      // The framing scan just searched these bytes for "--BOUNDARY", the end of busboy's needle
+      // "\r\n--BOUNDARY": where it found none, busboy's search need not look again.
+      if (scanner.chunkHoldsNoBoundary) StreamSearch.declareAbsent(parsed, scanner.dashBoundary);
       if (parsed.length > 0 && !parser.write(parsed)) {
         req.pause();
         parser.once('drain', () => req.resume());

@@ -67,8 +67,9 @@ test('the canonical encoder frames parts with its own boundary', () => {
 
 // The scanner copies as little as it can across chunk boundaries (a chunk is scanned in place when
 // no delimiter can start in the carried bytes): whatever the chunking, it must read a body exactly
-// as it reads the whole body in one piece.
-test('any chunking reads a body as one piece does (property)', () => {
+// as it reads the whole body in one piece. And where it says a chunk holds no "--BOUNDARY" (busboy's
+// search then skips it: vendor/streamsearch), the chunk holds none.
+test('any chunking reads a body as one piece does, and chunkHoldsNoBoundary never lies (property)', () => {
   const boundary = 'bOuNdArY-1234';
   const fragments = [
     `\r\n--${boundary}\r\n`,
@@ -90,12 +91,17 @@ test('any chunking reads a body as one piece does (property)', () => {
     Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="a"\r\n\r\n`), ...parts]),
   );
   const cuts = fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 40 });
+  let clearChunks = 0;
   const reading = (chunks: Buffer[]) => {
     const scanner = new DelimiterScanner(boundary);
     let offset = 0;
     let epilogueAt: number | null = null;
     for (const chunk of chunks) {
       scanner.feed(chunk);
+      if (scanner.chunkHoldsNoBoundary) {
+        assert.equal(chunk.indexOf(`--${boundary}`), -1, 'a chunk said to hold no boundary holds one');
+        clearChunks++;
+      }
       if (epilogueAt === null && scanner.epilogueStart !== null) epilogueAt = offset + scanner.epilogueStart;
       offset += chunk.length;
     }
@@ -113,4 +119,29 @@ test('any chunking reads a body as one piece does (property)', () => {
     }),
     { numRuns: 3000, seed: 20261124 },
   );
+  // the skip is taken: most data chunks are declared clear
+  assert.ok(clearChunks > 500, `${clearChunks} chunks declared clear`);
+});
+
+test('chunkHoldsNoBoundary: data chunks yes; chunks with a delimiter, a stray boundary or a header block no', () => {
+  const scanner = new DelimiterScanner('B0undary');
+  const states: boolean[] = [];
+  const feed = (text: string): void => {
+    scanner.feed(Buffer.from(text, 'latin1'));
+    states.push(scanner.chunkHoldsNoBoundary);
+  };
+  feed('--B0undary\r\nContent-Disposition: form-data; name="f"; filename="a.png"\r\n\r\n');
+  feed('x'.repeat(100));
+  feed('y'.repeat(100) + '\r\n--B0und');
+  feed('ary\r\nContent-Disposition: form-data; name="g"\r\n\r\nvalue'.padEnd(100, 'v'));
+  feed('z'.repeat(100) + '\r\n--B0undary--\r\n');
+  assert.deepEqual(states, [false, true, true, false, false]);
+  assert.equal(scanner.problem, null);
+  assert.equal(scanner.partDelimiters, 2);
+
+  const stray = new DelimiterScanner('B0undary');
+  stray.feed(Buffer.from('--B0undary\r\nContent-Disposition: form-data; name="f"\r\n\r\n', 'latin1'));
+  stray.feed(Buffer.from('data--B0undary more data and more data and more data and more data', 'latin1'));
+  assert.equal(stray.chunkHoldsNoBoundary, false);
+  assert.notEqual(stray.problem, null);
 });

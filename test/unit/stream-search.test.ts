@@ -113,3 +113,28 @@ test('busboy runs on vendor/streamsearch (the package.json override is in force)
   const searchEntry = require.resolve('streamsearch', { paths: [dirname(busboyEntry)] });
   assert.equal(require(searchEntry), Vendored, `busboy gets ${searchEntry}`);
 });
+
+test('declareAbsent: a buffer declared free of the needle\'s end is not searched; matches across its ends still are', () => {
+  const needle = Buffer.from('\r\n--Bnd');
+  const matchesIn = (chunks: Buffer[]): number => {
+    const search = new Vendored(needle, () => undefined);
+    for (const chunk of chunks) search.push(chunk, 0);
+    return search.matches;
+  };
+  const declare = (Vendored as unknown as { declareAbsent(buffer: Buffer, part: Buffer): void }).declareAbsent;
+
+  // the caller's word is taken: this buffer does hold the needle, and it is not looked for
+  const holding = Buffer.from('aaa\r\n--Bndbbb');
+  declare(holding, Buffer.from('--Bnd'));
+  assert.equal(matchesIn([holding]), 0);
+  // a part that does not end the needle says nothing about it
+  const other = Buffer.from('aaa\r\n--Bndbbb');
+  declare(other, Buffer.from('--Bn'));
+  assert.equal(matchesIn([other]), 1);
+  // undeclared buffers are searched
+  assert.equal(matchesIn([Buffer.from('aaa\r\n--Bndbbb')]), 1);
+  // a match that starts in a declared buffer and ends in the next is found
+  const head = Buffer.from('data data\r\n-');
+  declare(head, Buffer.from('--Bnd'));
+  assert.equal(matchesIn([head, Buffer.from('-Bnd\r\nrest')]), 1);
+});

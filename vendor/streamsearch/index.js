@@ -16,9 +16,18 @@
 //   isMatch true:  a match ends here; data[start, end) are the non-matching bytes just before it
 //                  (data undefined when there are none to report)
 //
+// One addition: StreamSearch.declareAbsent(buffer, part) tells every search that `buffer` holds no
+// complete occurrence of `part`. A search whose needle ends with `part` then skips its own search
+// of that buffer (a match inside it would hold `part`): upload-guard's framing scan has just
+// searched the same bytes for "--BOUNDARY", the end of busboy's needle, so the body is searched
+// once instead of twice. Matches across buffer ends are found as always.
+//
 // Needles with a border (a proper prefix that is also a suffix, which needs needle[0] to occur
 // again) are handled as the description above says; streamsearch 1.1.0 drops or garbles lookbehind
 // bytes for some of them. busboy's needle "\r\n--" + boundary has none: a boundary cannot hold CR.
+
+/** buffer -> bytes it holds no complete occurrence of (declareAbsent) */
+const absent = new WeakMap();
 
 class StreamSearch {
   constructor(needle, cb) {
@@ -33,6 +42,13 @@ class StreamSearch {
     this._lookbehind = Buffer.allocUnsafe(needle.length);
     this._lookbehindSize = 0;
     this._bufPos = 0;
+    /** the last declared-absent part found to end this needle (checked once per part) */
+    this._absentTail = null;
+  }
+
+  /** Declares that `buffer` holds no complete occurrence of `part` (which may end a needle). */
+  static declareAbsent(buffer, part) {
+    absent.set(buffer, part);
   }
 
   reset() {
@@ -91,7 +107,7 @@ class StreamSearch {
     }
 
     const from = this._bufPos;
-    const at = data.indexOf(needle, from);
+    const at = this._absentIn(data) ? -1 : data.indexOf(needle, from);
     if (at !== -1) {
       ++this.matches;
       if (at > 0) this._cb(true, data, from, at, true);
@@ -114,6 +130,17 @@ class StreamSearch {
     if (keep > 0) this._cb(false, data, from, keep, true);
     this._bufPos = len;
     return len;
+  }
+
+  /** Whether data was declared to hold no complete occurrence of a part that ends the needle. */
+  _absentIn(data) {
+    const part = absent.get(data);
+    if (part === undefined) return false;
+    if (part === this._absentTail) return true;
+    const needle = this._needle;
+    const endsNeedle = part.length > 0 && part.length <= needle.length && needle.compare(part, 0, part.length, needle.length - part.length) === 0;
+    if (endsNeedle) this._absentTail = part;
+    return endsNeedle;
   }
 
   /** Whether the needle's first `count` bytes equal lookbehind + data from `at` (negative: in the lookbehind). */
