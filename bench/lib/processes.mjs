@@ -27,8 +27,8 @@ export function freePort() {
  * Spawns a child and keeps the last lines of its output for error reports. `ipc: true` adds an IPC
  * channel (used by the sink for its counters, and by our own children to exit with the parent).
  */
-export function startChild(name, command, args, { cwd, ipc = false } = {}) {
-  const proc = spawn(command, args, { cwd, stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc'] : [])] });
+export function startChild(name, command, args, { cwd, ipc = false, env } = {}) {
+  const proc = spawn(command, args, { cwd, env: env === undefined ? process.env : { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc'] : [])] });
   const tail = [];
   const keep = (data) => {
     for (const line of data.toString().split('\n')) if (line) tail.push(line);
